@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what bench/inits.py and bench/scale.py need on a fresh Debian/Ubuntu machine.
+# Run as root:  sudo bash bench/setup.sh
+# Idempotent: re-running it only checks that everything is in place.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="${SUPERVISOR_VENV:-$here/.venv-supervisor}"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: run as root (apt-get install, and the benchmarks need unshare --pid)" >&2
+    exit 1
+fi
+
+need=()
+command -v tini >/dev/null 2>&1 || need+=(tini)
+command -v dumb-init >/dev/null 2>&1 || need+=(dumb-init)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "setup.sh: apt-get install ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/supervisord" ]; then
+    echo "setup.sh: supervisord into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check supervisor
+fi
+
+echo "setup.sh: ok"
+echo "  tini:        $(tini --version 2>&1 | head -n1)"
+echo "  dumb-init:   $(dumb-init --version 2>&1 | head -n1)"
+echo "  supervisord: $("$venv/bin/supervisord" --version 2>&1 | head -n1) ($venv/bin/supervisord)"
+echo "  cc:          $(cc --version | head -n1)"
+echo "  unshare:     $(unshare --version | head -n1)"

@@ -1,0 +1,109 @@
+"""``trinit check``: the plan as a person reads it, before anything runs.
+
+Plain text, one screen: what each process is, what starts together and what it waits
+for, the order of the shutdown with each grace, the longest stop path against the
+shutdown budget, then the warnings.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+
+from ._model import ProcessSpec
+from ._plan import Plan
+
+_WAIT = {"started": "has started", "ready": "is ready", "completed": "has completed"}
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(names) or "-"
+
+
+def _command(spec: ProcessSpec) -> str:
+    if spec.shell:
+        return f"sh -c {shlex.quote(spec.command[-1])}"
+    text = shlex.join(spec.command)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _details(spec: ProcessSpec) -> list[str]:
+    out = []
+    if spec.ready is not None:
+        target = spec.ready.target if isinstance(spec.ready.target, str) else shlex.join(spec.ready.target)
+        out.append(f"ready: {spec.ready.kind} {target} (timeout {_secs(spec.ready.timeout)})")
+    if spec.oneshot and spec.retries:
+        out.append(f"retries {spec.retries}")
+    if spec.timeout is not None:
+        out.append(f"timeout {_secs(spec.timeout)}")
+    if spec.restart != "no":
+        limit = "" if spec.max_restarts is None else f", at most {spec.max_restarts} in a row"
+        out.append(f"restart {spec.restart}{limit}")
+    if not spec.main and spec.on_failure == "ignore":
+        out.append("failure ignored")
+    if spec.user is not None or spec.group is not None:
+        out.append(f"as {spec.user or ''}{':' + spec.group if spec.group else ''}")
+    return out
+
+
+def _stop_how(spec: ProcessSpec) -> str:
+    from ._parse import signal_name
+
+    if spec.stop_signal is None:
+        sig = "the shutdown's signal" if spec.main else "SIGTERM"
+    else:
+        sig = signal_name(spec.stop_signal)
+    group = " to its group" if spec.signal_group else ""
+    return f"{sig}{group}, {_secs(spec.stop_timeout)} grace"
+
+
+def render_plan(plan: Plan) -> str:
+    """What ``trinit check`` prints for a valid config."""
+    config = plan.config
+    specs = {p.name: p for p in config.processes}
+    lines = [f"{config.source or 'config'}: {len(specs)} process{'es' if len(specs) != 1 else ''}", ""]
+    width = max((len(n) for n in specs), default=4)
+
+    lines.append("Processes:")
+    for name in plan.order:
+        spec = specs[name]
+        extra = "; ".join(_details(spec))
+        lines.append(f"  {name:<{width}}  {spec.kind:<8}  {_command(spec)}" + (f"  [{extra}]" if extra else ""))
+
+    lines += ["", "Start (each step starts together, once its conditions hold):"]
+    for i, layer in enumerate(plan.start_layers, 1):
+        for j, name in enumerate(layer):
+            waits = " and ".join(f"{dep} {_WAIT[cond]}" for dep, cond in plan.start_after[name])
+            step = f"{i}." if j == 0 else ""
+            lines.append(f"  {step:<3} {name:<{width}}" + (f"  once {waits}" if waits else ""))
+
+    lines += ["", "Stop (each step stops together, after the one before):"]
+    for i, layer in enumerate(plan.stop_layers, 1):
+        for j, name in enumerate(layer):
+            spec = specs[name]
+            step = f"{i}." if j == 0 else ""
+            if spec.is_stop_job:
+                needs = plan.stop_job_after[name]
+                ordered = sorted(needs, key=plan.order.index)
+                verb = "has" if len(ordered) == 1 else "have"
+                when = f"runs once {_names(ordered)} {verb} stopped" if needs else "runs first"
+                limit = f", timeout {_secs(spec.timeout)}" if spec.timeout is not None else ", no timeout"
+                lines.append(f"  {step:<3} {name:<{width}}  stop job: {when}{limit}")
+            else:
+                lines.append(f"  {step:<3} {name:<{width}}  {_stop_how(spec)}")
+
+    seconds, path = plan.longest_stop_path
+    verdict = "within" if seconds <= config.shutdown_timeout else "MORE than"
+    lines += [
+        "",
+        f"Longest stop path: {_secs(seconds)} ({' -> '.join(path) or 'nothing to stop'}), "
+        f"{verdict} shutdown_timeout ({_secs(config.shutdown_timeout)})",
+    ]
+    if plan.warnings:
+        lines += ["", "Warnings:"]
+        lines += [f"  - {w}" for w in plan.warnings]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

@@ -1,0 +1,271 @@
+"""From a TOML file (or argv) to a validated Config.
+
+The loader does what only a file can need: TOML parsing with line and column in the
+message, ``${VAR}`` expansion from trinit's environment, and relative paths taken from
+the config file's folder.  Everything else (types, values, kinds, the graph) is the
+model's validation, so a file and keyword arguments obey the same rules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ._errors import ConfigError
+from ._model import (
+    PROCESS_KEYS,
+    Config,
+    Draft,
+    Problems,
+    ProcessSpec,
+    check_process,
+    check_trinit,
+    did_you_mean,
+    place,
+    show,
+)
+
+TOP_LEVEL = ("trinit", "process")
+
+
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and validate a config file; every problem is one line of the ConfigError.
+
+    ``environ`` is trinit's environment for ``${VAR}`` (default ``os.environ``).
+    Messages name the file as the caller gave it (``Config.source``).
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read the config: {exc.strerror or exc}"]) from None
+    try:
+        document = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{source}: line {line}: the config is not UTF-8 text"]) from None
+    data = parse_toml(document, source)
+    return config_from_mapping(
+        data, source=source, base_dir=os.path.dirname(os.path.abspath(source)), environ=environ
+    )
+
+
+def parse_toml(document: str, source: str) -> dict[str, Any]:
+    """TOML text to a dict; a syntax error becomes ``FILE: line L, column C: message``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        return tomllib.loads(document)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if m:
+            where = f"line {m[1]}, column {m[2]}"
+            message = message[: m.start()]
+        else:
+            where = "end of file" if "end of document" in message else ""
+            message = re.sub(r"\s*\(at end of document\)$", "", message)
+        message = message[:1].lower() + message[1:]
+        raise ConfigError([": ".join(p for p in (source, where, f"invalid TOML: {message}") if p)]) from None
+
+
+def config_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    source: str | None = None,
+    base_dir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """A Config from a parsed TOML document (a dict of ``trinit`` and ``process`` tables).
+
+    ``base_dir`` makes relative paths absolute (the config file's folder); ``environ``
+    is what ``${VAR}`` reads (default ``os.environ``).
+    """
+    env = os.environ if environ is None else environ
+    errors: list[str] = []
+    for key in data:
+        if key not in TOP_LEVEL:
+            errors.append(
+                f'{place(source) or "config"}: unknown table "{key}"{did_you_mean(str(key), TOP_LEVEL)}; '
+                "the config has [trinit] and [process.NAME] tables"
+            )
+    trinit_problems = Problems(f"{source}: [trinit]" if source else "[trinit]")
+    trinit = data.get("trinit", {})
+    settings: dict[str, Any] = {}
+    if not isinstance(trinit, Mapping):
+        trinit_problems.add("", f"must be a table (got {show(trinit)})")
+    else:
+        trinit = dict(trinit)
+        if isinstance(trinit.get("ready_file"), str) and trinit["ready_file"]:
+            trinit["ready_file"] = _absolute(trinit["ready_file"], base_dir)
+        settings = check_trinit(trinit, trinit_problems)
+    errors += trinit_problems.errors
+
+    tables = data.get("process", {})
+    drafts: list[Draft] = []
+    if not isinstance(tables, Mapping):
+        errors.append(f"{place(source) or 'config'}: process: must be tables like [process.NAME] (got {show(tables)})")
+        tables = {}
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            errors.append(f"{place(source, name)}: must be a table of keys (got {show(table)})")
+            continue
+        problems = Problems(place(source, name))
+        table = prepare_process(table, problems, base_dir=base_dir, environ=env)
+        draft = check_process(name, table, where=source)
+        errors += problems.errors + draft.errors
+        drafts.append(draft)
+
+    from ._plan import check_graph
+
+    errors += check_graph(drafts, source=source)
+    if errors:
+        raise ConfigError(errors)
+    processes = [ProcessSpec._trusted(d.values) for d in drafts]
+    return Config(processes=processes, source=source, **settings)
+
+
+# ------------------------------------------------------------------------------- expansion
+
+_EXPANSION = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+
+
+class ExpansionError(ValueError):
+    """An unset ``${VAR}`` without a default."""
+
+
+def expand(text: str, environ: Mapping[str, str]) -> str:
+    """``${VAR}``, ``${VAR:-default}`` (also when VAR is empty) and ``$$`` -> ``$``.
+
+    Any other ``$`` is kept as it is, so ``$1`` or ``$HOME`` reach a shell intact.
+    The default is taken literally (no nested expansion).
+    """
+    missing: list[str] = []
+
+    def one(m: re.Match[str]) -> str:
+        if m[1]:
+            return "$"
+        value = environ.get(m[2])
+        if m[3] is not None:
+            return value if value else m[3]
+        if value is None:
+            missing.append(m[2])
+            return m.group(0)
+        return value
+
+    out = _EXPANSION.sub(one, text)
+    if missing:
+        names = ", ".join(f"${{{n}}}" for n in dict.fromkeys(missing))
+        verb = "is" if len(set(missing)) == 1 else "are"
+        raise ExpansionError(
+            f"{names} {verb} not set in trinit's environment "
+            f"(set it, give a default like ${{{missing[0]}:-value}}, or write $$ for a literal $)"
+        )
+    return out
+
+
+def prepare_process(
+    table: Mapping[str, Any], problems: Problems, *, base_dir: str | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """What the file adds to a process's raw keys: expansion and absolute paths.
+
+    A string ``command`` (without ``shell``) is split first and each word expanded
+    after, so a value with spaces stays one argument and is never parsed as quotes;
+    with ``shell = true`` the string is expanded whole and ``/bin/sh`` does the rest.
+    Values of the wrong type are left for the model's checks to report.
+    """
+    out = dict(table)
+
+    def expanded(key: str, value: str) -> str:
+        try:
+            return expand(value, environ)
+        except ExpansionError as exc:
+            problems.add(key, str(exc))
+            return value
+
+    command = out.get("command")
+    if isinstance(command, str) and out.get("shell") is not True:
+        import contextlib
+        import shlex
+
+        # A string that cannot be split is left for the model, which reports it with the
+        # same message as for keyword arguments.
+        with contextlib.suppress(ValueError):
+            command = shlex.split(command)
+    if isinstance(command, str):
+        out["command"] = expanded("command", command)
+    elif isinstance(command, list):
+        out["command"] = [expanded("command", w) if isinstance(w, str) else w for w in command]
+    if isinstance(out.get("cwd"), str) and out["cwd"]:
+        out["cwd"] = _absolute(expanded("cwd", out["cwd"]), base_dir)
+    if isinstance(out.get("env"), Mapping):
+        out["env"] = {
+            k: expanded(f"env.{k}", v) if isinstance(v, str) else v for k, v in out["env"].items()
+        }
+    if isinstance(out.get("env_file"), str) and out["env_file"]:
+        out["env_file"] = _absolute(out["env_file"], base_dir)
+    ready = out.get("ready")
+    if isinstance(ready, Mapping) and isinstance(ready.get("file"), str) and ready["file"]:
+        out["ready"] = dict(ready, file=_absolute(ready["file"], base_dir))
+    return out
+
+
+def _absolute(path: str, base_dir: str | None) -> str:
+    if base_dir is None or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base_dir, path))
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def config_from_command(argv: Sequence[str], **keys: Any) -> Config:
+    """Zero-config mode (``trinit -- CMD``): one main process named ``main``.
+
+    ``keys`` are more ``ProcessSpec`` keywords (``stop_timeout``, ``signal_group``, ...)
+    or ``[trinit]`` keys (``shutdown_timeout``, ``log_format``, ``ready_file``).
+    """
+    trinit_keys = {k: keys.pop(k) for k in ("shutdown_timeout", "log_format", "ready_file") if k in keys}
+    return Config(processes=[ProcessSpec(name="main", command=list(argv), main=True, **keys)], **trinit_keys)
+
+
+def with_main_command(config: Config, argv: Sequence[str]) -> Config:
+    """``trinit -c FILE -- CMD``: CMD replaces the main process's command, or becomes a
+    main process named ``main`` when the config has none.  An empty ``argv`` changes nothing.
+
+    The replaced main runs CMD as an argv (``shell`` off); its other keys stay.
+    """
+    if not argv:
+        return config
+    main = config.main_process()
+    if main is not None:
+        new = attrs.evolve(main, command=tuple(argv), shell=False)
+        processes = [new if p is main else p for p in config.processes]
+    else:
+        if any(p.name == "main" for p in config.processes):
+            raise ConfigError([
+                f'{place(config.source) or "config"}: -- COMMAND: the config has no main process, and the '
+                'process named "main" is not one; set main = true on it, or rename it'
+            ])
+        processes = [*config.processes, ProcessSpec(name="main", command=list(argv), main=True)]
+    return attrs.evolve(config, processes=processes)
+
+
+__all__ = [
+    "PROCESS_KEYS",
+    "ExpansionError",
+    "config_from_command",
+    "config_from_mapping",
+    "expand",
+    "load_config",
+    "parse_toml",
+    "with_main_command",
+]

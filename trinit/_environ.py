@@ -1,0 +1,144 @@
+"""A process's environment and identity, worked out at each start (pure, no trio).
+
+The runtime calls these each time it starts a process, so an ``env_file`` edited
+between restarts takes effect, and a user added to a group is seen on the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._model import ProcessSpec
+
+
+@attrs.frozen
+class Credentials:
+    """Whom a process runs as: ids for ``setgid``/``setgroups``/``setuid``, and the passwd
+    facts for HOME, USER and LOGNAME (``name``/``home`` are None when unknown or when only
+    ``group`` was given, and then those variables are left alone)."""
+
+    uid: int
+    gid: int
+    #: Supplementary groups: the user's (``getgrouplist``), never trinit's (root's) own.
+    groups: tuple[int, ...]
+    name: str | None = None
+    home: str | None = None
+
+
+def resolve_credentials(spec: ProcessSpec) -> Credentials | None:
+    """The ids ``spec.user``/``spec.group`` stand for, read now.
+
+    None when neither is set, and None when trinit is not root: validation already
+    refused ids other than trinit's own then, so there is nothing to switch, and
+    ``setgroups`` would fail without privileges.  Raises ConfigError when a name no
+    longer exists (the passwd database changed since the config was checked).
+    """
+    import grp
+    import pwd
+
+    if (spec.user is None and spec.group is None) or os.geteuid() != 0:
+        return None
+    where = f'process "{spec.name}"'
+    name = home = None
+    if spec.user is not None:
+        try:
+            entry = pwd.getpwuid(int(spec.user)) if spec.user.isdecimal() else pwd.getpwnam(spec.user)
+        except KeyError:
+            if not spec.user.isdecimal():
+                raise ConfigError([f'{where}: user: no user named "{spec.user}"']) from None
+            uid, gid = int(spec.user), None
+        else:
+            uid, gid, name, home = entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir
+    else:
+        uid, gid = os.geteuid(), None
+    if spec.group is not None:
+        try:
+            gid = grp.getgrgid(int(spec.group)).gr_gid if spec.group.isdecimal() else grp.getgrnam(spec.group).gr_gid
+        except KeyError:
+            if not spec.group.isdecimal():
+                raise ConfigError([f'{where}: group: no group named "{spec.group}"']) from None
+            gid = int(spec.group)
+    if gid is None:
+        raise ConfigError([f"{where}: user: uid {spec.user} has no passwd entry, so its group is unknown: set group too"])
+    groups: tuple[int, ...] = (gid,)
+    if name is not None:
+        # The user's own groups, with the chosen primary group first; none of trinit's.
+        groups = tuple(dict.fromkeys([gid, *os.getgrouplist(name, gid)]))
+    return Credentials(uid=uid, gid=gid, groups=groups, name=name, home=home)
+
+
+def build_env(spec: ProcessSpec, base: Mapping[str, str], creds: Credentials | None) -> dict[str, str]:
+    """The environment of one start: trinit's (``inherit_env``), then HOME/USER/LOGNAME of
+    ``user``, then ``env_file`` (read now), then ``env``; each later one wins.
+
+    Putting the user's variables before the files lets a config override HOME.
+    Raises ConfigError when the env file cannot be read or has a bad line.
+    """
+    env = dict(base) if spec.inherit_env else {}
+    if creds is not None and creds.name is not None:
+        env["USER"] = env["LOGNAME"] = creds.name
+        if creds.home is not None:
+            env["HOME"] = creds.home
+    if spec.env_file is not None:
+        try:
+            env.update(read_env_file(spec.env_file))
+        except ConfigError as exc:
+            raise ConfigError([f'process "{spec.name}": env_file: {e}' for e in exc.errors]) from None
+    env.update(spec.env)
+    return env
+
+
+_LINE = re.compile(
+    r"""\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*"""
+    r"""(?:"(?P<dq>(?:[^"\\]|\\.)*)"\s*(?:\#.*)?|'(?P<sq>[^']*)'\s*(?:\#.*)?|(?P<raw>.*))"""
+)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """Parse a dotenv file: ``KEY=value`` lines, ``#`` comments, blank lines, ``export KEY=value``.
+
+    Values may be quoted: single quotes take the text as it is, double quotes know
+    ``\\n``, ``\\t``, ``\\"`` and ``\\\\``; an unquoted value ends at a ``#`` that starts it
+    or follows a space, and loses its surrounding spaces.  Nothing is expanded: the file
+    says what the variable holds.  Raises ConfigError naming the file and the line.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"{path}: cannot read the env file: {reason}"]) from None
+    values: dict[str, str] = {}
+    errors: list[str] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _LINE.fullmatch(line)
+        if m is None:
+            errors.append(f'{path}: line {number}: expected KEY=value (got {line.strip()[:60]!r})')
+            continue
+        if m["dq"] is not None:
+            value = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e[1], "\\" + e[1]), m["dq"])
+        elif m["sq"] is not None:
+            value = m["sq"]
+        else:
+            value = re.split(r"(?:^|\s)#", m["raw"], maxsplit=1)[0].strip()
+            if value[:1] in ("'", '"'):
+                errors.append(f"{path}: line {number}: the quote {value[0]} is not closed, or text follows it")
+                continue
+        if "\0" in value:
+            errors.append(f"{path}: line {number}: the value must not contain a NUL character")
+            continue
+        values[m["key"]] = value
+    if errors:
+        raise ConfigError(errors)
+    return values

@@ -1,0 +1,199 @@
+"""trinit's own event lines on stderr (SPEC §6), text or JSON, never blocking trinit.
+
+Usable before trio is imported (the CLI's fast start), inside trio, and after ``trio.run``
+returned: nothing here needs trio, and nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._model import LogFormat
+
+from ._output import FdWriter, rfc3339_utc
+
+Level = Literal["debug", "info", "warning", "error"]
+
+__all__ = ["Level", "Logger"]
+
+_RANK = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_TEXT_TAG = {"debug": "", "info": "", "warning": "warning: ", "error": "error: "}
+_RESERVED = frozenset({"ts", "level", "event", "process", "pid", "message"})
+
+
+def _threshold(verbosity: int) -> int:
+    if verbosity >= 1:
+        return _RANK["debug"]
+    if verbosity == 0:
+        return _RANK["info"]
+    if verbosity == -1:
+        return _RANK["warning"]
+    return _RANK["error"]
+
+
+class Logger:
+    """trinit's own event lines on stderr (SPEC §6): text or JSON, never blocking trinit.
+
+    Text: ``trinit: app (pid 12) exited with code 3``; ``trinit: app <message>`` without a
+    pid; ``trinit: <message>`` without a process; warnings and errors read
+    ``trinit: warning: ...`` / ``trinit: error: ...``. Extra fields appear only in JSON.
+
+    JSON: one object a line with the keys ``ts`` (RFC 3339 UTC, ms), ``level``, ``event``,
+    ``process``, ``pid``, ``message``, then the event's fields. ``process`` and ``pid`` are
+    always present (``null`` when not about a process) so every line has the same shape.
+    Field values JSON cannot encode are written as ``str(value)``; a field named like a
+    base key is written with a trailing ``_`` instead of overriding it.
+
+    Lines go to the writer with ``put_nowait``: when stderr stalls they wait in its bounded
+    queue, and lines that do not fit are counted. The next line accepted is preceded by
+    ``trinit: N log lines were dropped because stderr was not being read`` (JSON: event
+    ``log_dropped`` with field ``count``).
+    """
+
+    def __init__(
+        self, *, log_format: LogFormat = "text", verbosity: int = 0, writer: FdWriter | None = None
+    ) -> None:
+        self.log_format: LogFormat = log_format
+        self.verbosity = verbosity
+        self._writer = writer
+        #: Lines dropped since the last one that got through (reported then reset).
+        self.dropped = 0
+
+    @property
+    def writer(self) -> FdWriter:
+        """The writer for stderr, created (FdWriter(2)) on first use."""
+        if self._writer is None:
+            self._writer = FdWriter(2)
+        return self._writer
+
+    def enabled(self, level: Level) -> bool:
+        """Whether a line at ``level`` would be written (to skip building costly messages)."""
+        return _RANK[level] >= _threshold(self.verbosity)
+
+    def log(
+        self,
+        level: Level,
+        event: str,
+        message: str,
+        *,
+        process: str | None = None,
+        pid: int | None = None,
+        **fields: object,
+    ) -> None:
+        """Write one event line if ``level`` passes the verbosity filter; never blocks."""
+        if _RANK[level] < _threshold(self.verbosity):
+            return
+        line = self._format(level, event, message, process, pid, fields)
+        writer = self.writer
+        if self.dropped and not self._report_dropped(writer):
+            self.dropped += 1
+            return
+        if not writer.put_nowait(line):
+            self.dropped += 1
+
+    def debug(
+        self,
+        event: str,
+        message: str,
+        *,
+        process: str | None = None,
+        pid: int | None = None,
+        **fields: object,
+    ) -> None:
+        self.log("debug", event, message, process=process, pid=pid, **fields)
+
+    def info(
+        self,
+        event: str,
+        message: str,
+        *,
+        process: str | None = None,
+        pid: int | None = None,
+        **fields: object,
+    ) -> None:
+        self.log("info", event, message, process=process, pid=pid, **fields)
+
+    def warning(
+        self,
+        event: str,
+        message: str,
+        *,
+        process: str | None = None,
+        pid: int | None = None,
+        **fields: object,
+    ) -> None:
+        self.log("warning", event, message, process=process, pid=pid, **fields)
+
+    def error(
+        self,
+        event: str,
+        message: str,
+        *,
+        process: str | None = None,
+        pid: int | None = None,
+        **fields: object,
+    ) -> None:
+        self.log("error", event, message, process=process, pid=pid, **fields)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Flush what is queued, waiting at most ``timeout`` seconds (blocking).
+
+        A pending count of dropped lines is reported first if the queue has room for it.
+        The logger stays usable afterwards.
+        """
+        if self._writer is None:
+            return
+        if self.dropped:
+            self._report_dropped(self._writer)
+        self._writer.close(timeout)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _report_dropped(self, writer: FdWriter) -> bool:
+        count = self.dropped
+        notice = self._format(
+            "warning",
+            "log_dropped",
+            f"{count} log lines were dropped because stderr was not being read",
+            None,
+            None,
+            {"count": count},
+        )
+        if writer.put_nowait(notice):
+            self.dropped = 0
+            return True
+        return False
+
+    def _format(
+        self,
+        level: Level,
+        event: str,
+        message: str,
+        process: str | None,
+        pid: int | None,
+        fields: dict[str, object],
+    ) -> bytes:
+        if self.log_format == "json":
+            import json
+
+            obj: dict[str, object] = {
+                "ts": rfc3339_utc(),
+                "level": level,
+                "event": event,
+                "process": process,
+                "pid": pid,
+                "message": message,
+            }
+            for key, value in fields.items():
+                obj[key + "_" if key in _RESERVED else key] = value
+            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+        else:
+            if process is None:
+                who = ""
+            elif pid is None:
+                who = f"{process} "
+            else:
+                who = f"{process} (pid {pid}) "
+            text = f"trinit: {_TEXT_TAG[level]}{who}{message}"
+        return text.encode("utf-8", "backslashreplace") + b"\n"

@@ -1,0 +1,317 @@
+"""The thin layer over the operating system: spawn, signal, wait, prctl, the terminal.
+
+Nothing else in trinit calls ``os.kill``, ``waitpid``, ``posix_spawn``, ``prctl`` or
+``tcsetpgrp``; the runtime takes an object with these methods as a parameter, so its logic
+runs against :mod:`trinit.testing`'s fake in tests. This module imports neither attrs nor
+trio: the command line uses it to start the main process before anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from ._environ import Credentials
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+#: Every signal a child's disposition is reset for (all that can be caught).
+_RESETTABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+def resolve_program(program: str, env: Mapping[str, str], cwd: str | None) -> str:
+    """The file to exec for ``program``: taken from ``cwd`` if it has a slash, else looked up on PATH.
+
+    Raises OSError(ENOENT) when nothing is found and OSError(EACCES) when only
+    non-executable files are, so the caller can report 127 or 126 as a shell would.
+    """
+    if "/" in program:
+        path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+        return path
+    denied = False
+    for folder in env.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or ".", program)
+        if not os.path.isabs(candidate) and cwd is not None:
+            candidate = os.path.join(cwd, candidate)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = True
+    code = errno.EACCES if denied else errno.ENOENT
+    raise OSError(code, os.strerror(code), program)
+
+
+def spawn_posix(
+    path: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> int:
+    """Start ``path`` in a new process group with an empty signal mask and default dispositions."""
+    actions: list[tuple[Any, ...]] = []
+    for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+        if fd is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, fd, target))
+    return os.posix_spawn(
+        path,
+        list(argv),
+        env,
+        file_actions=actions or None,
+        setpgroup=0,
+        setsigmask=(),
+        setsigdef=_RESETTABLE,
+    )
+
+
+class RealOS:
+    """The real operating system, as the runtime sees it."""
+
+    def __init__(self) -> None:
+        self._popens: dict[int, subprocess.Popen[bytes]] = {}
+        self._devnull: int | None = None
+        self._child_nofile: tuple[int, int] | None = None
+        self.pid = os.getpid()
+
+    # -- identity and process-wide settings -------------------------------------------------
+
+    @property
+    def is_pid1(self) -> bool:
+        return self.pid == 1
+
+    def set_subreaper(self) -> None:
+        """Adopt the orphans of our tree, as PID 1 would (PR_SET_CHILD_SUBREAPER)."""
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+    def set_pdeathsig(self, sig: int) -> None:
+        _prctl(PR_SET_PDEATHSIG, sig)
+
+    def raise_nofile(self) -> None:
+        """Raise our own soft limit of open files to the hard one; children keep the original."""
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            except (ValueError, OSError):
+                return
+            self._child_nofile = (soft, hard)
+
+    def devnull(self) -> int:
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return self._devnull
+
+    # -- spawning ---------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None = None,
+        creds: Credentials | None = None,
+        stdin: int | None = None,
+        stdout: int | None = None,
+        stderr: int | None = None,
+    ) -> int:
+        """Start a child in its own process group; returns its pid. Raises OSError if it cannot start.
+
+        Plain starts use posix_spawn (fast, and it resets the signal mask and every
+        disposition in the child). A ``cwd`` or a user switch needs fork+exec, done by
+        subprocess's C helper (never a Python preexec_fn); its Popen object is kept until the
+        reaper hands over the status, so subprocess never calls waitpid behind our back.
+        """
+        path = resolve_program(argv[0], env, cwd)
+        limits = self._child_nofile
+        if limits is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        try:
+            if cwd is None and creds is None:
+                return spawn_posix(path, argv, env, stdin=stdin, stdout=stdout, stderr=stderr)
+            return self._spawn_popen(path, argv, env, cwd, creds, stdin, stdout, stderr)
+        finally:
+            if limits is not None:
+                import resource
+
+                hard = limits[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    def _spawn_popen(
+        self,
+        path: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        creds: Credentials | None,
+        stdin: int | None,
+        stdout: int | None,
+        stderr: int | None,
+    ) -> int:
+        import subprocess
+
+        kwargs: dict[str, Any] = {}
+        if creds is not None:
+            kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
+        proc = subprocess.Popen(
+            list(argv),
+            executable=path,
+            env=dict(env),
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            close_fds=True,
+            restore_signals=True,
+            process_group=0,
+            **kwargs,
+        )
+        self._popens[proc.pid] = proc
+        return proc.pid
+
+    def release(self, pid: int, status: int) -> None:
+        """The reaper has the status of ``pid``: tell subprocess, so it never waits for it."""
+        proc = self._popens.pop(pid, None)
+        if proc is not None:
+            proc.returncode = status
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def kill(self, pid: int, sig: int) -> None:
+        os.kill(pid, sig)
+
+    def killpg(self, pgid: int, sig: int) -> None:
+        os.killpg(pgid, sig)
+
+    def kill_all(self, sig: int) -> int:
+        """Signal every process left: the whole namespace as its PID 1, else our descendants only.
+
+        ``kill(-1)`` from the host's root would hit every process of the machine, so it is
+        used only when we are PID 1 of a PID namespace. Returns how many were signalled
+        (-1 for the namespace-wide kill).
+        """
+        if self.is_pid1:
+            try:
+                os.kill(-1, sig)
+            except ProcessLookupError:
+                return 0
+            return -1
+        count = 0
+        for pid in self.descendants():
+            try:
+                os.kill(pid, sig)
+                count += 1
+            except ProcessLookupError:
+                pass
+        return count
+
+    def descendants(self) -> list[int]:
+        """Our descendants, from /proc (children, grandchildren, …)."""
+        parents: dict[int, list[int]] = {}
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return []
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 1:
+                parents.setdefault(int(fields[1]), []).append(int(entry))
+        found: list[int] = []
+        todo = [self.pid]
+        while todo:
+            for child in parents.get(todo.pop(), ()):
+                found.append(child)
+                todo.append(child)
+        return found
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait_any(self) -> tuple[int, int] | None:
+        """One exited child (pid, raw status), None if none has exited yet.
+
+        Raises ChildProcessError when there are no children at all. Only the reaper of
+        init mode calls this: it is the single owner of ``waitpid(-1)``.
+        """
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries already
+                continue
+            return None if pid == 0 else (pid, status)
+
+    def pidfd_open(self, pid: int) -> int:
+        return os.pidfd_open(pid)
+
+    def wait_pidfd(self, pidfd: int) -> int | None:
+        """Reap the child behind ``pidfd`` if it has exited: its raw wait status, else None."""
+        result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        if result is None:
+            return None
+        if result.si_code == os.CLD_EXITED:
+            return (result.si_status & 0xFF) << 8
+        return result.si_status & 0x7F
+
+    def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
+        signal.pidfd_send_signal(pidfd, sig)
+
+    # -- the terminal -----------------------------------------------------------------------
+
+    def give_terminal(self, pgid: int) -> bool:
+        """Make ``pgid`` the terminal's foreground group, so `docker run -it` shells get Ctrl-C."""
+        return _tcsetpgrp(pgid)
+
+    def take_terminal(self) -> None:
+        _tcsetpgrp(os.getpgrp())
+
+
+def _tcsetpgrp(pgid: int) -> bool:
+    try:
+        if not os.isatty(0):
+            return False
+    except OSError:
+        return False
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        os.tcsetpgrp(0, pgid)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTTY, errno.ENXIO, errno.EPERM, errno.EINVAL, errno.ESRCH):
+            return False
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return True
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:  # pragma: no cover - needs a broken kernel
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def exit_now(code: int) -> None:
+    """Leave without running atexit hooks or joining threads (the runtime has cleaned up)."""
+    sys.stdout.flush()
+    os._exit(code)

@@ -1,0 +1,330 @@
+"""Readiness probes (SPEC §4, the ``ready`` key): decide when a started process counts as ready.
+
+The runtime calls :func:`wait_ready` once per run of a process. Probes never spawn processes
+themselves: an ``exec`` probe goes through the ``run_exec`` callable the runtime provides, so
+every child is started by trinit's OS layer and reaped by its single reaper.
+
+Timing: one attempt right away, then one attempt every ``interval`` measured start to start
+(an attempt that takes longer than ``interval`` is followed at once by the next one, so a slow
+probe is not slowed down further). ``attempt_timeout`` bounds one exec/tcp/http attempt and
+``timeout`` bounds the whole wait; on expiry the attempt in flight is cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._model import ReadySpec
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = [
+    "MIN_INTERVAL",
+    "LogWatch",
+    "RunExec",
+    "check_target",
+    "describe",
+    "parse_host_port",
+    "wait_ready",
+]
+
+#: ``run_exec(argv, attempt_timeout)``: True iff the command exited 0 within ``attempt_timeout``.
+RunExec = Callable[[tuple[str, ...], float], Awaitable[bool]]
+
+#: Floor for ``interval``: an ``interval = 0`` probe that fails instantly would otherwise spin the CPU.
+MIN_INTERVAL = 0.01
+
+#: Longest HTTP status line we read before giving up on a response (a non-HTTP server, say).
+_MAX_STATUS_LINE = 8192
+
+
+class LogWatch:
+    """Matches a process's output lines against the ``ready.log`` regex.
+
+    The runtime feeds every line; ``matched`` is set on the first match. It lives as long as
+    the process's output pipe, so one object serves every run of a restarting process.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._regex = re.compile(pattern)
+        self.matched = trio.Event()
+
+    def feed(self, line: str) -> None:
+        """Look at one output line; cheap once matched, since every line of a long life passes here."""
+        if self.matched.is_set():
+            return
+        # Strip the line ending so "ready$" also matches a CRLF line.
+        if self._regex.search(line.rstrip("\r\n")):
+            self.matched.set()
+
+    def reset(self) -> None:
+        """Start over for a restarted process.
+
+        An unset Event is kept rather than replaced, so a :func:`wait_ready` already waiting on
+        it still sees the next match instead of waiting on an orphaned Event until its timeout.
+        """
+        if self.matched.is_set():
+            self.matched = trio.Event()
+
+
+def parse_host_port(target: str) -> tuple[str, int]:
+    """Split a tcp target, ``"host:port"`` or ``"[v6addr]:port"``; ValueError if malformed."""
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected host:port, got {target!r}")
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")) or len(host) < 3:
+            raise ValueError(f"malformed IPv6 address in {target!r}")
+        host = host[1:-1]
+    elif ":" in host:
+        # "::1:8080" is ambiguous; insist on brackets like a URL does.
+        raise ValueError(f"an IPv6 address needs brackets, as in [::1]:8080, got {target!r}")
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError(f"port must be a number, got {port_text!r} in {target!r}")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be 1-65535, got {port} in {target!r}")
+    return host, port
+
+
+class _HttpTarget:
+    """A parsed http(s) URL: where to connect and what to send."""
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import quote, urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"URL scheme must be http or https, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"URL has no host: {url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"credentials in the URL are not supported: {url!r}")
+        try:
+            explicit_port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in URL {url!r}: {exc}") from None
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = explicit_port or (443 if self.tls else 80)
+        try:
+            header_host = self.host.encode("ascii").decode()
+        except UnicodeEncodeError:
+            header_host = self.host.encode("idna").decode("ascii")
+        if ":" in header_host:
+            header_host = f"[{header_host}]"
+        if explicit_port is not None:
+            header_host = f"{header_host}:{explicit_port}"
+        path = parts.path or "/"
+        if parts.query:
+            path = f"{path}?{parts.query}"
+        # Keep existing %XX escapes and reserved characters; quote spaces and non-ASCII.
+        path = quote(path, safe="!$%&'()*+,/:;=?@~[]")
+        self.request = (
+            f"GET {path} HTTP/1.1\r\n"
+            f"Host: {header_host}\r\n"
+            "User-Agent: trinit-probe\r\n"
+            "Accept: */*\r\n"
+            "Connection: close\r\n"
+            "\r\n"
+        ).encode("ascii")
+
+
+def check_target(spec: ReadySpec) -> None:
+    """Raise ValueError if ``spec.target`` does not fit ``spec.kind``.
+
+    :func:`wait_ready` calls it first; a config front end can call it to report the error early.
+    """
+    if spec.kind == "exec":
+        if not isinstance(spec.target, tuple) or not spec.target:
+            raise ValueError("exec probe needs a non-empty argv")
+        return
+    if not isinstance(spec.target, str):
+        raise ValueError(f"{spec.kind} probe needs a string target, got {spec.target!r}")
+    if spec.kind == "tcp":
+        parse_host_port(spec.target)
+    elif spec.kind == "http":
+        _HttpTarget(spec.target)
+    elif spec.kind == "file":
+        if not spec.target:
+            raise ValueError("file probe needs a path")
+    elif spec.kind == "log":
+        try:
+            re.compile(spec.target)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {spec.target!r}: {exc}") from None
+    else:
+        raise ValueError(f"unknown probe kind {spec.kind!r}")
+
+
+def describe(spec: ReadySpec) -> str:
+    """One short human phrase for log lines, e.g. ``"tcp 127.0.0.1:8080"``."""
+    if isinstance(spec.target, tuple):
+        import shlex
+
+        return f"{spec.kind} {shlex.join(spec.target)}"
+    if spec.kind == "log":
+        return f"log {spec.target!r}"
+    return f"{spec.kind} {spec.target}"
+
+
+async def wait_ready(
+    spec: ReadySpec,
+    *,
+    run_exec: RunExec | None = None,
+    log_watch: LogWatch | None = None,
+) -> bool:
+    """Wait until the probe passes (True) or ``spec.timeout`` runs out (False).
+
+    Raises ValueError for a target that does not fit the kind, or when the kind needs
+    ``run_exec``/``log_watch`` and it was not given: those are bugs, not "not ready yet".
+    """
+    check_target(spec)
+    overall = max(spec.timeout, 0.0)
+    if spec.kind == "log":
+        if log_watch is None:
+            raise ValueError("a log probe needs log_watch")
+        # No polling: the runtime's output reader sets the Event.
+        event = log_watch.matched
+        if event.is_set():
+            return True
+        with trio.move_on_after(overall):
+            await event.wait()
+            return True
+        return False
+
+    attempt = _attempt_for(spec, run_exec)
+    interval = max(spec.interval, MIN_INTERVAL)
+    with trio.move_on_after(overall):
+        while True:
+            started = trio.current_time()
+            if await attempt():
+                return True
+            await trio.sleep_until(started + interval)
+    return False
+
+
+def _attempt_for(spec: ReadySpec, run_exec: RunExec | None) -> Callable[[], Awaitable[bool]]:
+    """Build the single-attempt coroutine function for one spec; parsing is done once, here."""
+    target = spec.target
+    attempt_timeout = max(spec.attempt_timeout, 0.0)
+    if spec.kind == "exec":
+        if run_exec is None:
+            raise ValueError("an exec probe needs run_exec")
+        assert isinstance(target, tuple)
+        argv, runner = target, run_exec
+
+        async def exec_attempt() -> bool:
+            # run_exec enforces attempt_timeout itself (it must kill the command), so no scope here.
+            try:
+                return await runner(argv, attempt_timeout)
+            except OSError:
+                return False
+
+        return exec_attempt
+
+    assert isinstance(target, str)
+    if spec.kind == "file":
+        path = target
+
+        async def file_attempt() -> bool:
+            return os.path.exists(path)
+
+        return file_attempt
+
+    if spec.kind == "tcp":
+        host, port = parse_host_port(target)
+
+        async def tcp_attempt() -> bool:
+            return await _bounded(_tcp_connects(host, port), attempt_timeout)
+
+        return tcp_attempt
+
+    http = _HttpTarget(target)
+
+    async def http_attempt() -> bool:
+        return await _bounded(_http_ok(http), attempt_timeout)
+
+    return http_attempt
+
+
+async def _bounded(attempt: Awaitable[bool], seconds: float) -> bool:
+    """Run one network attempt within ``seconds``; any network error means "not ready yet"."""
+    with trio.move_on_after(seconds):
+        try:
+            return await attempt
+        except (OSError, trio.BrokenResourceError):
+            return False
+    return False
+
+
+async def _tcp_connects(host: str, port: int) -> bool:
+    stream = await trio.open_tcp_stream(host, port)
+    await trio.aclose_forcefully(stream)
+    return True
+
+
+async def _http_ok(target: _HttpTarget) -> bool:
+    """One GET; ready on a 2xx or 3xx status line. Only the status line is read."""
+    stream: trio.abc.Stream
+    if target.tls:
+        stream = await trio.open_ssl_over_tcp_stream(
+            target.host, target.port, ssl_context=_probe_ssl_context(), https_compatible=True
+        )
+    else:
+        stream = await trio.open_tcp_stream(target.host, target.port)
+    try:
+        await stream.send_all(target.request)
+        buf = bytearray()
+        while b"\n" not in buf and len(buf) < _MAX_STATUS_LINE:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        # Forcefully: a graceful TLS close could wait on a peer we no longer care about.
+        await trio.aclose_forcefully(stream)
+    status = _parse_status(bytes(buf))
+    return status is not None and 200 <= status < 400
+
+
+def _parse_status(data: bytes) -> int | None:
+    """The code from ``HTTP/1.x NNN reason``, or None if this is not an HTTP response."""
+    line, newline, _ = data.partition(b"\n")
+    if not newline:
+        return None
+    fields = line.rstrip(b"\r").split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith(b"HTTP/"):
+        return None
+    code = fields[1]
+    if len(code) != 3 or not code.isdigit():
+        return None
+    return int(code)
+
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _probe_ssl_context() -> ssl.SSLContext:
+    """A TLS context that does not verify the certificate.
+
+    A probe asks "is it serving?", not "is it trusted?": services in containers often use
+    self-signed or internal certificates, and Kubernetes' HTTPS probes skip verification too.
+    Built lazily so that importing this module does not load ssl.
+    """
+    global _ssl_context
+    if _ssl_context is None:
+        import ssl
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        _ssl_context = ctx
+    return _ssl_context

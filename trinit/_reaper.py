@@ -1,0 +1,159 @@
+"""Learning of exits: one owner of ``waitpid`` in init mode, per-child pidfds in library mode.
+
+Both watchers hand out a :class:`Waiter` right after a spawn (synchronously, before the
+next checkpoint), and both set its status exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+import trio
+
+from ._status import ExitStatus
+
+if TYPE_CHECKING:
+    from ._log import Logger
+    from ._os import RealOS
+
+#: How many exits of pids nobody has asked about yet we remember (orphans are counted, not kept).
+_UNCLAIMED_MAX = 1024
+
+
+@attrs.define(eq=False)
+class Waiter:
+    """The exit of one child: ``event`` is set once ``status`` is known."""
+
+    pid: int
+    status: ExitStatus | None = None
+    pidfd: int | None = None
+    event: trio.Event = attrs.field(factory=trio.Event)
+
+    def _set(self, status: ExitStatus) -> None:
+        self.status = status
+        self.event.set()
+
+    async def wait(self) -> ExitStatus:
+        await self.event.wait()
+        assert self.status is not None
+        return self.status
+
+
+class ExitWatcher(Protocol):
+    """How the runtime learns of exits; see :class:`Reaper` and :class:`PidfdWatcher`."""
+
+    reaps_orphans: bool
+
+    def watch(self, pid: int) -> Waiter: ...
+
+    async def wait_no_children(self) -> None: ...
+
+
+class Reaper:
+    """Init mode: the single owner of ``waitpid(-1)``, woken by SIGCHLD.
+
+    It reaps every child, adopted orphans included. SIGCHLD coalesces, so each wake-up
+    drains ``waitpid(-1, WNOHANG)`` until nothing is left. An exit of a pid nobody watches
+    yet is buffered (a watch can come after the exit), up to a bound; the rest are orphans.
+    """
+
+    reaps_orphans = True
+
+    def __init__(self, os_layer: RealOS, log: Logger | None = None) -> None:
+        self._os = os_layer
+        self._log = log
+        self._waiters: dict[int, Waiter] = {}
+        self._unclaimed: OrderedDict[int, ExitStatus] = OrderedDict()
+        self._no_children = trio.Event()
+        self.orphans_reaped = 0
+        self.on_orphan: Callable[[int, ExitStatus], None] | None = None
+
+    def watch(self, pid: int) -> Waiter:
+        waiter = Waiter(pid)
+        status = self._unclaimed.pop(pid, None)
+        if status is not None:
+            waiter._set(status)
+        else:
+            self._waiters[pid] = waiter
+            if self._no_children.is_set():
+                self._no_children = trio.Event()
+        return waiter
+
+    def reap(self) -> None:
+        """Collect every exited child now; call on each SIGCHLD (and once at start)."""
+        while True:
+            try:
+                found = self._os.wait_any()
+            except ChildProcessError:
+                self._no_children.set()
+                return
+            if found is None:
+                return
+            pid, raw = found
+            self._os.release(pid, raw)
+            status = ExitStatus.from_wait_status(raw)
+            waiter = self._waiters.pop(pid, None)
+            if waiter is not None:
+                waiter._set(status)
+                continue
+            self.orphans_reaped += 1
+            self._unclaimed[pid] = status
+            if len(self._unclaimed) > _UNCLAIMED_MAX:
+                self._unclaimed.popitem(last=False)
+            if self.on_orphan is not None:
+                self.on_orphan(pid, status)
+
+    async def wait_no_children(self) -> None:
+        """Return once we have no child left at all (everything was reaped)."""
+        self.reap()
+        await self._no_children.wait()
+
+
+class PidfdWatcher:
+    """Library mode: waits for each of our own children on its pidfd, never ``waitpid(-1)``.
+
+    So other code in the same program (``trio.run_process``) keeps seeing true statuses.
+    """
+
+    reaps_orphans = False
+
+    def __init__(self, os_layer: RealOS, nursery: trio.Nursery) -> None:
+        self._os = os_layer
+        self._nursery = nursery
+        self._live: set[Waiter] = set()
+        self._changed = trio.Event()
+
+    def watch(self, pid: int) -> Waiter:
+        waiter = Waiter(pid, pidfd=self._os.pidfd_open(pid))
+        self._live.add(waiter)
+        self._nursery.start_soon(self._wait, waiter, name=f"trinit watch {pid}")
+        return waiter
+
+    async def _wait(self, waiter: Waiter) -> None:
+        pidfd = waiter.pidfd
+        assert pidfd is not None
+        try:
+            while True:
+                raw = self._os.wait_pidfd(pidfd)
+                if raw is not None:
+                    break
+                await trio.lowlevel.wait_readable(pidfd)
+            self._os.release(waiter.pid, raw)
+            waiter.pidfd = None
+            waiter._set(ExitStatus.from_wait_status(raw))
+        finally:
+            trio.lowlevel.notify_closing(pidfd)
+            import os
+
+            os.close(pidfd)
+            waiter.pidfd = None
+            self._live.discard(waiter)
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def wait_no_children(self) -> None:
+        while self._live:
+            await self._changed.wait()

@@ -1,0 +1,129 @@
+"""Running a config to its end: what the CLI does, and ``trinit.run`` for programs."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._cli import Options
+    from ._log import Logger
+    from ._model import Config
+    from ._os import RealOS
+
+
+def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int:
+    """Everything after the fast start: config, plan, the trio run, the exit code."""
+    from ._cli import _fail_config, load_for_cli
+    from ._errors import ConfigError
+    from ._log import Logger
+
+    log = Logger(verbosity=opts.verbosity or 0)
+    try:
+        config = load_for_cli(opts)
+        from ._plan import make_plan
+
+        plan = make_plan(config)
+    except ConfigError as exc:
+        if early is not None:  # pragma: no cover - zero-config has nothing left to get wrong here
+            _stop_early(early, log)
+        _fail_config(exc.errors)
+    log.log_format = config.log_format
+    from ._supervisor import RuntimeOptions
+
+    options = RuntimeOptions(
+        success_exits=frozenset(opts.success_exits),
+        rewrite=opts.rewrite,
+        handle_signals=True,
+        reap_orphans=True,
+        pdeathsig=opts.pdeathsig,
+    )
+    prestarted = {"main": early} if early is not None else None
+    return _run(config, plan, os_layer, log, options, prestarted, cli=True)
+
+
+def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = True) -> int:
+    """Run ``config`` as the CLI does: blocks until the shutdown has finished; returns the exit code.
+
+    Call it from the main thread of a program that runs nothing else: it installs signal
+    handlers and, with ``reap_orphans``, owns ``waitpid(-1)``.
+    """
+    from ._log import Logger
+    from ._os import RealOS
+    from ._plan import make_plan
+    from ._signals import block
+    from ._supervisor import RuntimeOptions
+
+    if handle_signals or reap_orphans:
+        block()
+    plan = make_plan(config)
+    log = Logger(log_format=config.log_format)
+    options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
+    return _run(config, plan, RealOS(), log, options, None, cli=False)
+
+
+def _run(
+    config: Config,
+    plan: object,
+    os_layer: RealOS,
+    log: Logger,
+    options: object,
+    prestarted: dict[str, int | OSError] | None,
+    *,
+    cli: bool,
+) -> int:
+    import trio
+
+    from ._errors import ConfigError
+    from ._supervisor import INTERNAL_ERROR, RuntimeOptions, Supervisor
+
+    assert isinstance(options, RuntimeOptions)
+    os_layer.raise_nofile()
+    try:
+        sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        from ._cli import _fail_config
+
+        _fail_config(exc.errors)
+    sup._router_is_cli = cli
+    try:
+        code = trio.run(sup.run)
+    except BaseException as exc:  # noqa: BLE001 - the supervisor has already stopped everything
+        log.error("internal_error", f"trinit failed: {exc!r}")
+        if os_layer.is_pid1 or prestarted:
+            _stop_early(None, log)
+        code = INTERNAL_ERROR
+    log.close(1.0)
+    return code
+
+
+def _stop_early(early: int | OSError | None, log: Logger) -> None:
+    """Last resort outside trio: TERM what is left, wait (on SIGCHLD, bounded), then KILL."""
+    import time
+
+    if isinstance(early, int):
+        try:
+            os.kill(early, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        signal.sigtimedwait({signal.SIGCHLD}, left)
+    log.error("killed", "sending SIGKILL to the processes that are left")
+    if os.getpid() == 1:
+        os.kill(-1, signal.SIGKILL)
+    elif isinstance(early, int):
+        try:
+            os.killpg(early, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

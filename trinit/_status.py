@@ -1,0 +1,50 @@
+"""How a process ended, as one small value shared by the reaper, the runtime and the CLI."""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+
+
+@attrs.frozen
+class ExitStatus:
+    """A process's end: an exit code or the signal that killed it.
+
+    ``spawn_errno`` is set when the process could not be started at all (the command
+    was not found or not executable); such a status maps to 127 or 126 like a shell's.
+    """
+
+    code: int | None = None
+    signal: int | None = None
+    spawn_errno: int | None = None
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            return cls(signal=os.WTERMSIG(status))
+        return cls(code=os.WEXITSTATUS(status))
+
+    @property
+    def exit_code(self) -> int:
+        """The code a shell would report: the code, 128+N for signal N, 127/126 for spawn errors."""
+        if self.spawn_errno is not None:
+            import errno
+
+            return 127 if self.spawn_errno == errno.ENOENT else 126
+        if self.signal is not None:
+            return 128 + self.signal
+        return self.code if self.code is not None else 0
+
+    def describe(self) -> str:
+        if self.spawn_errno is not None:
+            return f"could not start ({os.strerror(self.spawn_errno)})"
+        if self.signal is not None:
+            import signal as _signal
+
+            try:
+                name = _signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            return f"was killed by {name}"
+        return f"exited with code {self.code}"
