@@ -268,3 +268,11 @@ def test_stderr_closed_does_not_crash() -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout == b"ok\n"
+
+
+def test_default_writer_is_the_shared_stderr_writer() -> None:
+    from trinit._output import stdio_writer
+
+    assert stdio_writer(2) is stdio_writer(2)
+    assert stdio_writer(1) is not stdio_writer(2)
+    assert Logger().writer is stdio_writer(2)

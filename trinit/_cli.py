@@ -9,6 +9,7 @@ milliseconds, and a signal sent meanwhile waits, blocked, until the handlers exi
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -134,8 +135,8 @@ def parse_args(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> O
             break
         pairs: list[tuple[str, str | None]] = []
         if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            pairs.append((name, value if eq else None))
+            long_name, eq, attached = arg.partition("=")
+            pairs.append((long_name, attached if eq else None))
         else:  # short options may be bundled (-gv) and take an attached value (-t5)
             j = 1
             while j < len(arg):
@@ -145,7 +146,8 @@ def parse_args(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> O
                     break
                 pairs.append((flag, None))
                 j += 1
-        for name, value in pairs:
+        for name, given in pairs:
+            value: str | None = given
             if name in _FLAGS:
                 if value is not None:
                     raise UsageError(f"option {name} takes no value")
@@ -166,6 +168,7 @@ def parse_args(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> O
                 if i >= len(argv):
                     raise UsageError(f"option {name} needs a value")
                 value = argv[i]
+            assert value is not None
             what = _WITH_VALUE[name]
             try:
                 if what == "config":
@@ -295,7 +298,7 @@ def _spawn_main_now(os_layer: object, command: list[str]) -> int | OSError:
         return exc
     if os_layer.give_terminal(pid):
         try:
-            os_layer.killpg(pid, _signals.signal.SIGCONT)
+            os_layer.killpg(pid, signal.SIGCONT)
         except ProcessLookupError:
             pass
     return pid
@@ -358,20 +361,16 @@ def load_for_cli(opts: Options) -> Config:
             config = with_main_command(config, opts.command)
         main_spec = config.main_process()
         if main_spec is not None and (opts.process_group or opts.stop_timeout is not None):
-            changes: dict[str, object] = {}
-            if opts.process_group:
-                changes["signal_group"] = True
-            if opts.stop_timeout is not None:
-                changes["stop_timeout"] = opts.stop_timeout
-            new_main = attrs.evolve(main_spec, **changes)
+            new_main = attrs.evolve(
+                main_spec,
+                signal_group=opts.process_group or main_spec.signal_group,
+                stop_timeout=main_spec.stop_timeout if opts.stop_timeout is None else opts.stop_timeout,
+            )
             config = attrs.evolve(
                 config, processes=tuple(new_main if p is main_spec else p for p in config.processes)
             )
-    overrides: dict[str, object] = {}
     if opts.shutdown_timeout is not None:
-        overrides["shutdown_timeout"] = opts.shutdown_timeout
+        config = attrs.evolve(config, shutdown_timeout=opts.shutdown_timeout)
     if opts.log_format is not None:
-        overrides["log_format"] = opts.log_format
-    if overrides:
-        config = attrs.evolve(config, **overrides)
+        config = attrs.evolve(config, log_format=opts.log_format)
     return config

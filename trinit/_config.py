@@ -71,7 +71,8 @@ def parse_toml(document: str, source: str) -> dict[str, Any]:
             where = f"line {m[1]}, column {m[2]}"
             message = message[: m.start()]
         else:
-            where = "end of file" if "end of document" in message else ""
+            lines = document.count("\n") + (0 if document.endswith("\n") else 1)
+            where = f"line {max(lines, 1)}, end of file" if "end of document" in message else ""
             message = re.sub(r"\s*\(at end of document\)$", "", message)
         message = message[:1].lower() + message[1:]
         raise ConfigError([": ".join(p for p in (source, where, f"invalid TOML: {message}") if p)]) from None
@@ -128,7 +129,9 @@ def config_from_mapping(
 
     errors += check_graph(drafts, source=source)
     if errors:
-        raise ConfigError(errors)
+        # Each process's problems together, in file order; file-wide ones first.
+        heads = [f"{place(source, name)}: " for name in tables]
+        raise ConfigError(sorted(errors, key=lambda e: next((i for i, h in enumerate(heads) if e.startswith(h)), -1)))
     processes = [ProcessSpec._trusted(d.values) for d in drafts]
     return Config(processes=processes, source=source, **settings)
 

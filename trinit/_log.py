@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from ._model import LogFormat
 
-from ._output import FdWriter, rfc3339_utc
+from ._output import FdWriter, rfc3339_utc, stdio_writer
 
 Level = Literal["debug", "info", "warning", "error"]
 
@@ -62,9 +62,13 @@ class Logger:
 
     @property
     def writer(self) -> FdWriter:
-        """The writer for stderr, created (FdWriter(2)) on first use."""
+        """Where lines go; by default the shared stderr writer (``stdio_writer(2)``), made on first use.
+
+        Sharing it with the stderr output pumps keeps trinit's lines and children's
+        prefixed lines whole and in one order.
+        """
         if self._writer is None:
-            self._writer = FdWriter(2)
+            self._writer = stdio_writer(2)
         return self._writer
 
     def enabled(self, level: Level) -> bool:

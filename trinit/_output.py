@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ._model import LogFormat, OutputMode
 
-__all__ = ["MAX_LINE", "FdWriter", "pump_output", "rfc3339_utc"]
+__all__ = ["MAX_LINE", "FdWriter", "pump_output", "rfc3339_utc", "stdio_writer"]
 
 #: A line longer than this (without its newline) is emitted in pieces of this size.
 MAX_LINE = 64 * 1024
@@ -289,6 +289,22 @@ class FdWriter:
             self._waiters = []
             self._idle.notify_all()
         self._wake(waiters)
+
+
+_SHARED: dict[int, FdWriter] = {}
+
+
+def stdio_writer(fd: int) -> FdWriter:
+    """The process-wide writer for trinit's own fd 1 or 2, created on first use.
+
+    Everything that writes to one fd should share its writer: one thread writing in order
+    means lines from the logger and from prefixed children never interleave mid-line,
+    even where a batch is larger than PIPE_BUF.
+    """
+    writer = _SHARED.get(fd)
+    if writer is None:
+        writer = _SHARED.setdefault(fd, FdWriter(fd))  # setdefault: atomic under the GIL
+    return writer
 
 
 # -- child output pumps -------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ._parse import signal_name
 from ._status import ExitStatus
 
 if TYPE_CHECKING:
-    from ._log import Logger
+    from ._log import Level, Logger
     from ._model import Condition, ProcessSpec
     from ._readiness import LogWatch
     from ._reaper import Waiter
@@ -148,8 +148,8 @@ class Runner:
 
     @property
     def up(self) -> bool:
-        """Counts toward ``ready_file``: ready, completed, or given up on under ``"ignore"``."""
-        if self.ready or self.completed:
+        """Counts toward ``ready_file``: ready (oneshots: completed), or given up on under ``"ignore"``."""
+        if self.completed or (self.ready and not self.spec.oneshot):
             return True
         if self.final:
             return not self.failed or self.spec.on_failure == "ignore"
@@ -350,7 +350,7 @@ class Runner:
         self.last_status = status
         self.handle = None
         self.ready = False
-        level = "info" if self._stop_requested or self._success(status) else "warning"
+        level: Level = "info" if self._stop_requested or self._success(status) else "warning"
         self.host.log.log(
             level,
             "exited",

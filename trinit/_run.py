@@ -89,7 +89,7 @@ def _run(
     sup._router_is_cli = cli
     try:
         code = trio.run(sup.run)
-    except BaseException as exc:  # noqa: BLE001 - the supervisor has already stopped everything
+    except BaseException as exc:  # the supervisor has already stopped everything it could
         log.error("internal_error", f"trinit failed: {exc!r}")
         if os_layer.is_pid1 or prestarted:
             _stop_early(None, log)

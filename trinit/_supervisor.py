@@ -6,9 +6,10 @@ one main process. Everything that touches the OS goes through ``os_layer``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -64,6 +65,7 @@ class Supervisor:
         stdout: FdWriter | None = None,
         stderr: FdWriter | None = None,
         prestarted: Mapping[str, int | OSError] | None = None,
+        watcher: ExitWatcher | None = None,
     ) -> None:
         from ._environ import resolve_credentials
 
@@ -100,8 +102,12 @@ class Supervisor:
         self._fixed_code: int | None = None
         self._main = next((r for r in self._run_phase if r.spec.main), None)
         self._ready_file_made = False
+        self._pumps = 0
+        self._early_waiters: dict[str, Any] = {}
+        self._pumps_done = trio.Event()
         self._router: SignalRouter | None = None
-        self.watcher: ExitWatcher | None = None
+        #: Given (a fake in tests) or made by run(): Reaper with reap_orphans, else PidfdWatcher.
+        self.watcher: ExitWatcher | None = watcher
         self._outer: trio.Nursery | None = None
         self._procs: trio.Nursery | None = None
         self.internal_error: BaseException | None = None
@@ -159,6 +165,7 @@ class Supervisor:
             raise early
         read_fds: list[tuple[int, str]] = []
         close_after: list[int] = []
+        waiter = self._early_waiters.pop(spec.name, None)
         if early is not None:
             pid = early
         else:
@@ -178,7 +185,8 @@ class Supervisor:
             finally:
                 for fd in close_after:
                     os.close(fd)
-        waiter = self.watcher_or_fail().watch(pid)
+        if waiter is None:
+            waiter = self.watcher_or_fail().watch(pid)
         handle = ProcessHandle(
             spec.name,
             pid,
@@ -221,22 +229,24 @@ class Supervisor:
         return ends[0], ends[1]
 
     def _start_pump(self, runner: Runner, fd: int, stream: str) -> None:
-        from ._output import FdWriter, pump_output
+        from ._output import pump_output, stdio_writer
 
         spec = runner.spec
+        # One writer per fd, shared with trinit's own log, so lines never interleave.
         if stream == "stdout":
             if self._stdout is None:
-                self._stdout = FdWriter(1)
+                self._stdout = stdio_writer(1)
             writer = self._stdout
         else:
             if self._stderr is None:
-                self._stderr = FdWriter(2)
+                self._stderr = stdio_writer(2)
             writer = self._stderr
         writer.start()
         on_line = runner.log_watch.feed if runner.log_watch is not None else None
         assert self._outer is not None
+        self._pumps += 1
         self._outer.start_soon(
-            _pump,
+            self._pump,
             fd,
             {
                 "name": spec.name,
@@ -373,18 +383,26 @@ class Supervisor:
     def _setup_watcher(self, nursery: trio.Nursery) -> None:
         opts = self.options
         token = trio.lowlevel.current_trio_token()
-        if opts.reap_orphans:
-            reaper = Reaper(self.os, self.log)
-            reaper.on_orphan = self._on_orphan
-            self.watcher = reaper
-        else:
-            self.watcher = PidfdWatcher(self.os, nursery)
-        if opts.handle_signals or opts.reap_orphans:
+        reap: Callable[[], None] | None = None
+        if self.watcher is None:
+            if opts.reap_orphans:
+                reaper = Reaper(self.os, self.log)
+                reaper.on_orphan = self._on_orphan
+                self.watcher = reaper
+                reap = reaper.reap
+            else:
+                self.watcher = PidfdWatcher(self.os, nursery)
+        # Processes started before trio (the CLI's fast start) are watched before the
+        # first drain, so their exit is theirs and not an "orphan".
+        for name, early in self._prestarted.items():
+            if isinstance(early, int):
+                self._early_waiters[name] = self.watcher.watch(early)
+        if opts.handle_signals or reap is not None:
             extra = frozenset({opts.pdeathsig}) if opts.pdeathsig else frozenset()
             self._router = SignalRouter(
                 token,
                 on_signal=self._on_signal,
-                on_child=reaper.reap if opts.reap_orphans else None,
+                on_child=reap,
                 rewrite=opts.rewrite,
                 extra=extra,
                 handle_shutdown=opts.handle_signals,
@@ -505,9 +523,19 @@ class Supervisor:
                 await h.waiter.wait()
             await self._wait_no_children()
 
+    async def _pump(self, fd: int, kwargs: dict[str, Any], pump: Any) -> None:
+        try:
+            await pump(fd, **kwargs)
+        finally:
+            self._pumps -= 1
+            if self._pumps == 0:
+                self._pumps_done.set()
+
     async def _drain_output(self) -> None:
-        """Let the output pumps finish their last lines, bounded."""
+        """Let the output pumps read to the end (bounded: a grandchild may hold a pipe), then flush."""
         with trio.move_on_after(1.0):
+            if self._pumps:
+                await self._pumps_done.wait()
             for w in (self._stdout, self._stderr):
                 if w is not None:
                     await trio.to_thread.run_sync(w.close, 1.0)
@@ -549,10 +577,8 @@ class Supervisor:
         path = self.config.ready_file
         if path is None or not self._ready_file_made:
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         self._ready_file_made = False
 
     # -- the library's handle -----------------------------------------------------------------------
@@ -597,10 +623,6 @@ class Supervisor:
             return self._runners[name]
         except KeyError:
             raise KeyError(f"no process named {name!r}; known: {', '.join(self._runners)}") from None
-
-
-async def _pump(fd: int, kwargs: dict[str, Any], pump: Any) -> None:
-    await pump(fd, **kwargs)
 
 
 def _only_cancelled(exc: BaseException) -> bool:

@@ -1,0 +1,73 @@
+"""``open_supervisor``: trinit's runtime inside any trio program."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._errors import TrinitError
+
+if TYPE_CHECKING:
+    from ._model import Config
+    from ._supervisor import Supervisor
+
+#: After the budget, how long leaving the block may still wait for the runtime to finish.
+_GRACE_AFTER_BUDGET = 5.0
+
+
+@asynccontextmanager
+async def open_supervisor(
+    config: Config, *, handle_signals: bool = False, reap_orphans: bool = False
+) -> AsyncIterator[Supervisor]:
+    """Start ``config``'s processes; leaving the block stops them gracefully (SPEC §5).
+
+    Leaving normally, by an exception, or by cancellation from outside all run the same
+    ordered shutdown under ``shutdown_timeout``; it is shielded from that cancellation and
+    bounded by its own deadlines, so no process outlives the block.
+
+    By default nothing process-wide is touched: no signal handlers, no subreaper, and no
+    ``waitpid(-1)`` (each child is waited for on its own pidfd), so ``trio.run_process``
+    elsewhere in the program still sees true exit statuses. ``handle_signals=True`` and
+    ``reap_orphans=True`` turn on what the CLI does; both need the main thread.
+    """
+    from ._log import Logger
+    from ._os import RealOS
+    from ._plan import make_plan
+    from ._supervisor import RuntimeOptions, Supervisor
+
+    if (handle_signals or reap_orphans) and threading.current_thread() is not threading.main_thread():
+        raise TrinitError(
+            "handle_signals=True and reap_orphans=True need the main thread, where Python delivers "
+            "signals; call open_supervisor() from the main thread or leave both off."
+        )
+    plan = make_plan(config)
+    os_layer = RealOS()
+    if reap_orphans and not os_layer.is_pid1:
+        os_layer.set_subreaper()
+    sup = Supervisor(
+        plan,
+        os_layer=os_layer,
+        log=Logger(log_format=config.log_format),
+        options=RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans),
+    )
+
+    async def run_shielded(task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
+        # The shutdown must survive a cancellation of the caller's scope: it is what
+        # stops the processes. The runtime bounds itself with shutdown_timeout.
+        with trio.CancelScope(shield=True):
+            await sup.run(task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_shielded)
+        try:
+            yield sup
+        finally:
+            sup.request_shutdown("the open_supervisor() block was left")
+            with trio.CancelScope(shield=True), trio.move_on_after(
+                config.shutdown_timeout + _GRACE_AFTER_BUDGET
+            ):
+                await sup.finished.wait()
