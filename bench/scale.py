@@ -35,7 +35,6 @@ from _ns import (
     fmt,
     idle_cost,
     machine,
-    poll_until,
     render_table,
     render_verdicts,
     require_root,
@@ -51,7 +50,9 @@ def raise_fd_limit(n: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 4 * n + 256
     if soft != resource.RLIM_INFINITY and soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
+        )
 
 
 def trinit_config(n: int, directory: Path) -> Path:
@@ -91,7 +92,9 @@ class Figures:
     idle_csw: int | None = None
     idle_cpu_ms: float | None = None
     rss_kb: int | None = None
-    cpu_s: float | None = None  # user + system CPU of the supervisor from its start to the end of the idle window
+    cpu_s: float | None = (
+        None  # user + system CPU of the supervisor from its start to the end of the idle window
+    )
     stop_s: float | None = None  # SIGTERM -> the supervisor has exited
     errors: list[str] = field(default_factory=list)
 
@@ -127,7 +130,11 @@ def measure(supervisor: Supervisor, n: int, args: argparse.Namespace, workdir: P
             time.sleep(SETTLE_S)
             if args.idle > 0:
                 cost = idle_cost(ns.init_pid, args.idle)
-                figures.idle_s, figures.idle_csw, figures.idle_cpu_ms = args.idle, cost.context_switches, cost.cpu_ms
+                figures.idle_s, figures.idle_csw, figures.idle_cpu_ms = (
+                    args.idle,
+                    cost.context_switches,
+                    cost.cpu_ms,
+                )
             figures.rss_kb = rss_kb(ns.init_pid)
             figures.cpu_s = cpu_seconds(ns.init_pid)
         except BenchError as e:
@@ -139,13 +146,29 @@ def measure(supervisor: Supervisor, n: int, args: argparse.Namespace, workdir: P
 
 
 def table(results: list[tuple[str, Figures]], args: argparse.Namespace) -> tuple[list[str], list[list[str]]]:
-    header = ["supervisor", "N", "all running s", "SIGTERM→exit s", "RSS MB", "CPU s",
-              f"idle csw ({args.idle:g} s)", "idle CPU ms"]  # fmt: skip
+    header = [
+        "supervisor",
+        "N",
+        "all running s",
+        "SIGTERM→exit s",
+        "RSS MB",
+        "CPU s",
+        f"idle csw ({args.idle:g} s)",
+        "idle CPU ms",
+    ]
     rows = [
-        [name, str(f.processes), fmt(f.all_running_s, 3), fmt(f.stop_s, 3),
-         fmt(None if f.rss_kb is None else f.rss_kb / 1024), fmt(f.cpu_s, 2), fmt(f.idle_csw), fmt(f.idle_cpu_ms)]
+        [
+            name,
+            str(f.processes),
+            fmt(f.all_running_s, 3),
+            fmt(f.stop_s, 3),
+            fmt(None if f.rss_kb is None else f.rss_kb / 1024),
+            fmt(f.cpu_s, 2),
+            fmt(f.idle_csw),
+            fmt(f.idle_cpu_ms),
+        ]
         for name, f in results
-    ]  # fmt: skip
+    ]
     return header, rows
 
 
@@ -160,8 +183,12 @@ def verdicts(f: Figures) -> list[tuple[str, str, bool | None]]:
         at_most(f"all {f.processes} running <= 1 s", f.all_running_s, 1.0, f"{fmt(f.all_running_s, 3)} s"),
         at_most("SIGTERM -> exit <= 0.5 s", f.stop_s, 0.5, f"{fmt(f.stop_s, 3)} s"),
         at_most("RSS <= 40 MB", rss_mb, 40, f"{fmt(rss_mb)} MB"),
-        at_most("zero idle wakeups", None if f.idle_csw is None else float(f.idle_csw), 0,
-                f"{fmt(f.idle_csw)} context switches in {f.idle_s:g} s"),  # fmt: skip
+        at_most(
+            "zero idle wakeups",
+            None if f.idle_csw is None else float(f.idle_csw),
+            0,
+            f"{fmt(f.idle_csw)} context switches in {f.idle_s:g} s",
+        ),
     ]
 
 
@@ -180,7 +207,10 @@ def choose_supervisors(args: argparse.Namespace) -> list[Supervisor]:
             sys.exit(f"unknown supervisor {name!r}: choose from {', '.join(found)}")
         command = found[name]
         if command is None:
-            log(f"skipping {name}: not found" + (" (use --trinit CMD)" if name == "trinit" else " (run bench/setup.sh)"))
+            log(
+                f"skipping {name}: not found"
+                + (" (use --trinit CMD)" if name == "trinit" else " (run bench/setup.sh)")
+            )
             continue
         chosen.append(Supervisor(name, command, configs[name]))
     return chosen
@@ -198,12 +228,24 @@ def finite(value: object) -> object:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-n", "--processes", type=int, nargs="+", default=[200, 1000], metavar="N",
-                    help="process counts (default: 200 1000)")  # fmt: skip
-    ap.add_argument("--idle", type=float, default=3.0, help="idle window once all run, s (default 3; 0 skips)")
+    ap.add_argument(
+        "-n",
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[200, 1000],
+        metavar="N",
+        help="process counts (default: 200 1000)",
+    )
+    ap.add_argument(
+        "--idle", type=float, default=3.0, help="idle window once all run, s (default 3; 0 skips)"
+    )
     ap.add_argument("--trinit", metavar="CMD", help="trinit's command; -c CONFIG follows (default: trinit)")
-    ap.add_argument("--supervisord", metavar="CMD",
-                    help="supervisord's command (default: on PATH, else bench/.venv-supervisor)")  # fmt: skip
+    ap.add_argument(
+        "--supervisord",
+        metavar="CMD",
+        help="supervisord's command (default: on PATH, else bench/.venv-supervisor)",
+    )
     ap.add_argument("--only", metavar="NAMES", help="comma-separated subset of trinit,supervisord")
     ap.add_argument("--start-timeout", type=float, default=60.0, help="give up waiting for all to run (s)")
     ap.add_argument("--stop-timeout", type=float, default=30.0, help="kill a supervisor still up after (s)")

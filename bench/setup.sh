@@ -20,17 +20,27 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+quietly() {  # run a command, showing its output only if it fails
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "setup.sh: failed: $*" >&2
+        exit 1
+    fi
+}
+
 if [ "${#need[@]}" -gt 0 ]; then
     echo "setup.sh: apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    quietly apt-get update
+    quietly apt-get install -y --no-install-recommends "${need[@]}"
 fi
 
 if [ ! -x "$venv/bin/supervisord" ]; then
-    echo "setup.sh: supervisord into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check supervisor
+    echo "setup.sh: supervisord from PyPI into $venv"
+    quietly python3 -m venv "$venv"
+    quietly "$venv/bin/python" -m pip install --disable-pip-version-check supervisor
 fi
 
 echo "setup.sh: ok"

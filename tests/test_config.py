@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import pytest
@@ -18,7 +20,7 @@ BAD = sorted((CONFIGS / "bad").glob("*.toml"))
 ENVIRON = {"PORT": "8080", "HOME": "/root"}
 
 
-def errors_of(fn, *args, **kwargs) -> list[str]:
+def errors_of(fn: Callable[..., object], *args: Any, **kwargs: Any) -> list[str]:
     with pytest.raises(ConfigError) as info:
         fn(*args, **kwargs)
     return info.value.errors
@@ -27,14 +29,14 @@ def errors_of(fn, *args, **kwargs) -> list[str]:
 # --------------------------------------------------------------------------- the bad corpus
 
 
-def test_the_corpus_is_big_enough():
+def test_the_corpus_is_big_enough() -> None:
     assert len(BAD) >= 30
     for path in BAD:
         assert path.with_suffix(".expect").exists(), f"{path.name} has no .expect file"
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
-def test_bad_config(path: pathlib.Path):
+def test_bad_config(path: pathlib.Path) -> None:
     """Each bad config fails with every expected phrase; ``count: N`` pins the number of errors."""
     errors = errors_of(load_config, str(path), environ=ENVIRON)
     text = "\n".join(errors)
@@ -49,36 +51,42 @@ def test_bad_config(path: pathlib.Path):
         assert error.startswith(f"{path}: "), error
 
 
-def test_config_error_str_lists_every_problem():
+def test_config_error_str_lists_every_problem() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(CONFIGS / "bad" / "many_errors.toml"))
     assert str(info.value).count("\n") == len(info.value.errors) - 1
 
 
-def test_syntax_error_keeps_the_path_as_given(tmp_path, monkeypatch):
+def test_syntax_error_keeps_the_path_as_given(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "trinit.toml").write_text("[process.a]\ncommand = 'x\n")
-    assert errors_of(load_config, "trinit.toml") == ["trinit.toml: line 2, end of file: invalid TOML: expected \"'\""]
+    assert errors_of(load_config, "trinit.toml") == [
+        'trinit.toml: line 2, end of file: invalid TOML: expected "\'"'
+    ]
     (tmp_path / "trinit.toml").write_text("[process.a]\ncommand = x\n")
-    assert errors_of(load_config, "trinit.toml") == ["trinit.toml: line 2, column 11: invalid TOML: invalid value"]
+    assert errors_of(load_config, "trinit.toml") == [
+        "trinit.toml: line 2, column 11: invalid TOML: invalid value"
+    ]
 
 
-def test_missing_file():
+def test_missing_file() -> None:
     errors = errors_of(load_config, "/nonexistent/trinit.toml")
     assert errors == ["/nonexistent/trinit.toml: cannot read the config: No such file or directory"]
 
 
-def test_directory_instead_of_file(tmp_path):
+def test_directory_instead_of_file(tmp_path: pathlib.Path) -> None:
     assert "cannot read the config" in errors_of(load_config, tmp_path)[0]
 
 
-def test_not_utf8(tmp_path):
+def test_not_utf8(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "t.toml"
     path.write_bytes(b'[process.a]\ncommand = "\xff"\n')
     assert errors_of(load_config, path) == [f"{path}: line 2: the config is not UTF-8 text"]
 
 
-def test_pathlike_source(tmp_path):
+def test_pathlike_source(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[process.a]\ncommand = "x"\n')
     assert load_config(path).source == str(path)
@@ -87,7 +95,7 @@ def test_pathlike_source(tmp_path):
 # ------------------------------------------------------------------------------- good files
 
 
-def test_spec_example():
+def test_spec_example() -> None:
     config = load_config(CONFIGS / "good" / "spec_example.toml", environ={})
     assert config.shutdown_timeout == 9.0 and config.log_format == "text"
     assert config.ready_file == "/run/trinit/ready"
@@ -104,7 +112,7 @@ def test_spec_example():
     assert config.main_process() is app
 
 
-def test_stop_jobs_example():
+def test_stop_jobs_example() -> None:
     path = CONFIGS / "good" / "stop_jobs.toml"
     folder = str(path.parent)
     config = load_config(path, environ={"MODE": ""})
@@ -128,7 +136,7 @@ def test_stop_jobs_example():
     assert backup.is_stop_job and backup.kind == "stop job" and backup.timeout == 5.0
 
 
-def test_minimal_and_empty():
+def test_minimal_and_empty() -> None:
     assert load_config(CONFIGS / "good" / "minimal.toml").process("main").command == ("sleep", "infinity")
     empty = load_config(CONFIGS / "good" / "no_processes.toml")
     assert empty.processes == () and empty.log_format == "json"
@@ -137,7 +145,7 @@ def test_minimal_and_empty():
 # -------------------------------------------------------------------- keyword construction
 
 
-def test_keyword_construction_normalizes():
+def test_keyword_construction_normalizes() -> None:
     spec = ProcessSpec(
         name="web",
         command="gunicorn -b ':8000' app",
@@ -161,31 +169,41 @@ def test_keyword_construction_normalizes():
 
 
 @pytest.mark.parametrize("value", ["TERM", "term", "SIGTERM", "sigterm", "15", 15, " Term "])
-def test_signal_spellings(value):
+def test_signal_spellings(value: Any) -> None:
     assert ProcessSpec(name="a", command="x", stop_signal=value).stop_signal == signal.SIGTERM
 
 
-def test_realtime_signal():
+def test_realtime_signal() -> None:
     assert ProcessSpec(name="a", command="x", stop_signal="RTMIN+2").stop_signal == signal.SIGRTMIN + 2
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [(5, 5.0), (0.5, 0.5), ("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), ("1h", 3600.0), ("1.5s", 1.5), (0, 0.0)]
+    ("value", "seconds"),
+    [
+        (5, 5.0),
+        (0.5, 0.5),
+        ("500ms", 0.5),
+        ("2s", 2.0),
+        ("1m", 60.0),
+        ("1h", 3600.0),
+        ("1.5s", 1.5),
+        (0, 0.0),
+    ],
 )
-def test_duration_spellings(value, seconds):
+def test_duration_spellings(value: Any, seconds: float) -> None:
     assert ProcessSpec(name="a", command="x", stop_timeout=value).stop_timeout == seconds
 
 
-def test_keyword_errors_have_no_file_part_and_are_all_reported():
+def test_keyword_errors_have_no_file_part_and_are_all_reported() -> None:
     errors = errors_of(ProcessSpec, name="web", command="x", stop_timeout="soon", shell="yes", retries=1)
     assert errors == [
-        'process "web": shell: must be true or false (got \'yes\')',
+        "process \"web\": shell: must be true or false (got 'yes')",
         'process "web": stop_timeout: must be a duration like 5, "500ms", "2s" or "1m" (got \'soon\')',
         'process "web": retries: only for oneshots (a long-running process uses restart)',
     ]
 
 
-def test_keyword_and_toml_give_the_same_message(tmp_path):
+def test_keyword_and_toml_give_the_same_message(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[process.web]\ncommand = "x"\nstop_timeout = "soon"\n')
     from_file = errors_of(load_config, path)
@@ -193,13 +211,13 @@ def test_keyword_and_toml_give_the_same_message(tmp_path):
     assert from_file == [f"{path}: {from_keywords[0]}"]
 
 
-def test_missing_command_keyword():
+def test_missing_command_keyword() -> None:
     assert errors_of(ProcessSpec, name="a") == [
         'process "a": command: is required: an argv array, or a string split with shell word rules'
     ]
 
 
-def test_shell_command_and_signal_group_default():
+def test_shell_command_and_signal_group_default() -> None:
     spec = ProcessSpec(name="a", command="echo $1 | tr a b", shell=True)
     assert spec.command == ("/bin/sh", "-c", "echo $1 | tr a b")
     assert spec.signal_group is True
@@ -207,19 +225,19 @@ def test_shell_command_and_signal_group_default():
     assert ProcessSpec(name="a", command="x").signal_group is False
 
 
-def test_forward_signals_default():
+def test_forward_signals_default() -> None:
     assert ProcessSpec(name="a", command="x", main=True).forward_signals is True
     assert ProcessSpec(name="a", command="x", main=True, forward_signals=False).forward_signals is False
     assert ProcessSpec(name="a", command="x").forward_signals is False
 
 
-def test_default_values_on_the_wrong_kind_are_fine():
+def test_default_values_on_the_wrong_kind_are_fine() -> None:
     """``oneshot = false`` on main or ``retries = 0`` on a service say nothing wrong."""
     ProcessSpec(name="a", command="x", main=True, oneshot=False, restart="no", on_failure="shutdown")
     ProcessSpec(name="b", command="x", retries=0, phase="run")
 
 
-def test_evolve_revalidates_and_keeps_normal_forms():
+def test_evolve_revalidates_and_keeps_normal_forms() -> None:
     spec = ProcessSpec(name="a", command="echo hi", shell=True, after=["b"], ready={"file": "/x"})
     again = attrs.evolve(spec, stop_timeout=1)
     assert again.command == spec.command and again.after == spec.after and again.ready == spec.ready
@@ -228,7 +246,7 @@ def test_evolve_revalidates_and_keeps_normal_forms():
         attrs.evolve(spec, stop_timeout=-1)
 
 
-def test_after_forms_and_default_conditions():
+def test_after_forms_and_default_conditions() -> None:
     config = Config(
         processes=[
             ProcessSpec(name="db", command="x"),
@@ -244,10 +262,14 @@ def test_after_forms_and_default_conditions():
     assert attrs.evolve(config, shutdown_timeout=3).processes == config.processes
 
 
-def test_config_errors_from_keywords():
+def test_config_errors_from_keywords() -> None:
     errors = errors_of(
         Config,
-        processes=[ProcessSpec(name="a", command="x", after=["b"]), ProcessSpec(name="a", command="y"), "nope"],
+        processes=[
+            ProcessSpec(name="a", command="x", after=["b"]),
+            ProcessSpec(name="a", command="y"),
+            "nope",
+        ],
         shutdown_timeout="never",
     )
     assert 'shutdown_timeout: must be a duration like 5, "500ms", "2s" or "1m" (got \'never\')' in errors
@@ -256,12 +278,12 @@ def test_config_errors_from_keywords():
     assert 'process "a": after: no process named "b"' in errors
 
 
-def test_source_prefixes_graph_errors():
+def test_source_prefixes_graph_errors() -> None:
     errors = errors_of(Config, processes=[ProcessSpec(name="a", command="x", after=["zz"])], source="f.toml")
     assert errors == ['f.toml: process "a": after: no process named "zz"']
 
 
-def test_stop_job_after_stays_names_only_through_config():
+def test_stop_job_after_stays_names_only_through_config() -> None:
     config = Config(
         processes=[
             ProcessSpec(name="db", command="x"),
@@ -272,7 +294,7 @@ def test_stop_job_after_stays_names_only_through_config():
     attrs.evolve(config, ready_file="/tmp/r")
 
 
-def test_mapping_loader_without_a_file():
+def test_mapping_loader_without_a_file() -> None:
     config = config_from_mapping({"process": {"a": {"command": "x ${V}"}}}, environ={"V": "1 2"})
     assert config.process("a").command == ("x", "1 2") and config.source is None
     errors = errors_of(config_from_mapping, {"process": {"a": {"command": 3}}, "x": 1})
@@ -280,7 +302,7 @@ def test_mapping_loader_without_a_file():
     assert 'process "a": command: must be an argv array of strings or a string (got 3)' in errors
 
 
-def test_toml_datetime_is_a_type_error(tmp_path):
+def test_toml_datetime_is_a_type_error(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('[process.a]\ncommand = "x"\nstop_timeout = 1979-05-27\n')
     assert "stop_timeout: must be a duration" in errors_of(load_config, path)[0]
@@ -289,14 +311,14 @@ def test_toml_datetime_is_a_type_error(tmp_path):
 # ---------------------------------------------------------------------------- user / group
 
 
-def test_existing_user_and_group_as_root(monkeypatch):
+def test_existing_user_and_group_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     spec = ProcessSpec(name="a", command="x", user="root", group=0)
     assert (spec.user, spec.group) == ("root", "0")
     ProcessSpec(name="a", command="x", user=48213, group=48213)  # no entries, but both ids given
 
 
-def test_switching_user_needs_root(monkeypatch):
+def test_switching_user_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(os, "getegid", lambda: 1000)
     errors = errors_of(ProcessSpec, name="a", command="x", user="root")
@@ -305,14 +327,16 @@ def test_switching_user_needs_root(monkeypatch):
         "(privileges are checked before anything starts)"
     ]
     errors = errors_of(ProcessSpec, name="a", command="x", group="0")
-    assert 'process "a": group: trinit runs as gid 1000, not root, so it cannot switch to group "0"' in errors[0]
+    assert (
+        'process "a": group: trinit runs as gid 1000, not root, so it cannot switch to group "0"' in errors[0]
+    )
     ProcessSpec(name="a", command="x", user=1000, group=1000)  # its own ids are fine
 
 
 # ----------------------------------------------------------------------------- command line
 
 
-def test_with_main_command_replaces_the_main():
+def test_with_main_command_replaces_the_main() -> None:
     config = load_config(CONFIGS / "good" / "stop_jobs.toml", environ={})
     new = with_main_command(config, ["python3", "-m", "http.server"])
     app = new.process("app")
@@ -322,20 +346,20 @@ def test_with_main_command_replaces_the_main():
     assert with_main_command(config, []) is config
 
 
-def test_with_main_command_adds_a_main():
+def test_with_main_command_adds_a_main() -> None:
     config = Config(processes=[ProcessSpec(name="side", command="x")], source="t.toml")
     new = with_main_command(config, ["sh", "-c", "exit 3"])
     assert new.main_process() == ProcessSpec(name="main", command=["sh", "-c", "exit 3"], main=True)
     assert new.source == "t.toml"
 
 
-def test_with_main_command_name_taken():
+def test_with_main_command_name_taken() -> None:
     config = Config(processes=[ProcessSpec(name="main", command="x")], source="t.toml")
     errors = errors_of(with_main_command, config, ["y"])
     assert errors[0].startswith("t.toml: -- COMMAND: the config has no main process")
 
 
-def test_config_from_command():
+def test_config_from_command() -> None:
     config = config_from_command(["nginx", "-g", "daemon off;"], stop_timeout=2, shutdown_timeout=4)
     main = config.process("main")
     assert main.main and main.command == ("nginx", "-g", "daemon off;") and main.stop_timeout == 2.0

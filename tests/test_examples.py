@@ -14,17 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "provisioner"
@@ -128,11 +124,12 @@ def test_config_commands_exist_and_expansions_have_defaults(config: dict[str, An
 
 
 def test_config_stop_path_fits_budget(config: dict[str, Any]) -> None:
-    """The longest stop path (app, then flush, then cache) fits inside shutdown_timeout."""
+    """The longest stop path (provision, app, flush, cache) fits inside shutdown_timeout."""
     procs = config["process"]
     budget = seconds(config["trinit"]["shutdown_timeout"])
     path = (
-        seconds(procs["app"].get("stop_timeout", 5))
+        seconds(procs["provision"].get("stop_timeout", 5))
+        + seconds(procs["app"].get("stop_timeout", 5))
         + seconds(procs["flush"]["timeout"])
         + seconds(procs["cache"].get("stop_timeout", 5))
     )
@@ -161,6 +158,7 @@ def test_trinit_check_accepts_example() -> None:
         pytest.skip("no trinit console script")
     result = subprocess.run([exe, "check", "-c", str(CONFIG)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+    assert "warn" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
     for name in ("app", "cache", "provision", "flush"):
         assert name in result.stdout + result.stderr
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from trinit._config import ExpansionError, config_from_mapping, expand
 from trinit._errors import ConfigError
+from trinit._model import ProcessSpec
 
 ENV = {"NAME": "web", "EMPTY": "", "SPACED": "a b  c", "DOLLAR": "$X"}
 
@@ -36,37 +39,39 @@ ENV = {"NAME": "web", "EMPTY": "", "SPACED": "a b  c", "DOLLAR": "$X"}
         ("no dollars", "no dollars"),
     ],
 )
-def test_expand(text, out):
+def test_expand(text: str, out: str) -> None:
     assert expand(text, ENV) == out
 
 
-def test_unset_names_every_variable_once():
+def test_unset_names_every_variable_once() -> None:
     with pytest.raises(ExpansionError) as info:
         expand("${A} ${B} ${A}", {})
     assert str(info.value).startswith("${A}, ${B} are not set in trinit's environment")
 
 
-def load(process: dict, environ=ENV, base_dir="/etc/app"):
-    return config_from_mapping({"process": {"p": process}}, source="t.toml", base_dir=base_dir, environ=environ).process("p")
+def load(process: dict[str, Any], environ: dict[str, str] = ENV, base_dir: str = "/etc/app") -> ProcessSpec:
+    return config_from_mapping(
+        {"process": {"p": process}}, source="t.toml", base_dir=base_dir, environ=environ
+    ).process("p")
 
 
-def test_string_command_is_split_before_expansion():
+def test_string_command_is_split_before_expansion() -> None:
     """A value with spaces stays one argument, and quotes in a value are not parsed."""
     spec = load({"command": "echo ${SPACED} '${NAME}' \"x ${NAME}\""})
     assert spec.command == ("echo", "a b  c", "web", "x web")
     assert load({"command": "echo ${Q}"}, environ={"Q": "'a b'"}).command == ("echo", "'a b'")
 
 
-def test_array_command_expands_each_element():
+def test_array_command_expands_each_element() -> None:
     assert load({"command": ["${NAME}", "--x=${UNSET:-1}", "$1"]}).command == ("web", "--x=1", "$1")
 
 
-def test_shell_command_expands_the_whole_string():
+def test_shell_command_expands_the_whole_string() -> None:
     spec = load({"command": 'for a in "$@"; do echo ${NAME} $a $$; done', "shell": True})
     assert spec.command == ("/bin/sh", "-c", 'for a in "$@"; do echo web $a $; done')
 
 
-def test_cwd_and_env_values_expand_and_paths_resolve():
+def test_cwd_and_env_values_expand_and_paths_resolve() -> None:
     spec = load(
         {
             "command": "x",
@@ -83,19 +88,19 @@ def test_cwd_and_env_values_expand_and_paths_resolve():
     assert spec.ready is not None and spec.ready.target == "/etc/app/run/${NAME}"
 
 
-def test_absolute_paths_stay_and_ready_file_resolves():
+def test_absolute_paths_stay_and_ready_file_resolves() -> None:
     spec = load({"command": "x", "cwd": "/srv", "env_file": "/etc/x.env"})
     assert (spec.cwd, spec.env_file) == ("/srv", "/etc/x.env")
     config = config_from_mapping({"trinit": {"ready_file": "../ready"}}, base_dir="/etc/app")
     assert config.ready_file == "/etc/ready"
 
 
-def test_other_keys_are_not_expanded():
+def test_other_keys_are_not_expanded() -> None:
     spec = load({"command": "x", "ready": {"exec": ["check", "${NAME}"]}}, environ={})
     assert spec.ready is not None and spec.ready.target == ("check", "${NAME}")
 
 
-def test_unset_variable_in_each_place():
+def test_unset_variable_in_each_place() -> None:
     with pytest.raises(ConfigError) as info:
         load({"command": ["${A}"], "cwd": "${B}", "env": {"K": "${C}"}}, environ={})
     assert info.value.errors == [
@@ -105,13 +110,11 @@ def test_unset_variable_in_each_place():
     ]
 
 
-def test_expansion_is_not_applied_to_keyword_construction():
-    from trinit._model import ProcessSpec
-
+def test_expansion_is_not_applied_to_keyword_construction() -> None:
     assert ProcessSpec(name="a", command="echo ${HOME}").command == ("echo", "${HOME}")
 
 
-def test_environ_defaults_to_os_environ(monkeypatch):
+def test_environ_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRINIT_TEST_VAR", "42")
     spec = config_from_mapping({"process": {"p": {"command": "x ${TRINIT_TEST_VAR}"}}}).process("p")
     assert spec.command == ("x", "42")

@@ -72,7 +72,9 @@ def render_plan(plan: Plan) -> str:
     for name in plan.order:
         spec = specs[name]
         extra = "; ".join(_details(spec))
-        lines.append(f"  {name:<{width}}  {spec.kind:<8}  {_command(spec)}" + (f"  [{extra}]" if extra else ""))
+        lines.append(
+            f"  {name:<{width}}  {spec.kind:<8}  {_command(spec)}" + (f"  [{extra}]" if extra else "")
+        )
 
     lines += ["", "Start (each step starts together, once its conditions hold):"]
     for i, layer in enumerate(plan.start_layers, 1):

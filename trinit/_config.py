@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,12 +57,12 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
 
 def parse_toml(document: str, source: str) -> dict[str, Any]:
     """TOML text to a dict; a syntax error becomes ``FILE: line L, column C: message``."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    import tomllib
+
     try:
         return tomllib.loads(document)
+    except RecursionError:
+        raise ConfigError([f"{source}: invalid TOML: arrays or tables are nested too deeply"]) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
@@ -113,7 +112,9 @@ def config_from_mapping(
     tables = data.get("process", {})
     drafts: list[Draft] = []
     if not isinstance(tables, Mapping):
-        errors.append(f"{place(source) or 'config'}: process: must be tables like [process.NAME] (got {show(tables)})")
+        errors.append(
+            f"{place(source) or 'config'}: process: must be tables like [process.NAME] (got {show(tables)})"
+        )
         tables = {}
     for name, table in tables.items():
         if not isinstance(table, Mapping):
@@ -131,7 +132,9 @@ def config_from_mapping(
     if errors:
         # Each process's problems together, in file order; file-wide ones first.
         heads = [f"{place(source, name)}: " for name in tables]
-        raise ConfigError(sorted(errors, key=lambda e: next((i for i, h in enumerate(heads) if e.startswith(h)), -1)))
+        raise ConfigError(
+            sorted(errors, key=lambda e: next((i for i, h in enumerate(heads) if e.startswith(h)), -1))
+        )
     processes = [ProcessSpec._trusted(d.values) for d in drafts]
     return Config(processes=processes, source=source, **settings)
 
@@ -210,9 +213,7 @@ def prepare_process(
     if isinstance(out.get("cwd"), str) and out["cwd"]:
         out["cwd"] = _absolute(expanded("cwd", out["cwd"]), base_dir)
     if isinstance(out.get("env"), Mapping):
-        out["env"] = {
-            k: expanded(f"env.{k}", v) if isinstance(v, str) else v for k, v in out["env"].items()
-        }
+        out["env"] = {k: expanded(f"env.{k}", v) if isinstance(v, str) else v for k, v in out["env"].items()}
     if isinstance(out.get("env_file"), str) and out["env_file"]:
         out["env_file"] = _absolute(out["env_file"], base_dir)
     ready = out.get("ready")
@@ -254,10 +255,12 @@ def with_main_command(config: Config, argv: Sequence[str]) -> Config:
         processes = [new if p is main else p for p in config.processes]
     else:
         if any(p.name == "main" for p in config.processes):
-            raise ConfigError([
-                f'{place(config.source) or "config"}: -- COMMAND: the config has no main process, and the '
-                'process named "main" is not one; set main = true on it, or rename it'
-            ])
+            raise ConfigError(
+                [
+                    f"{place(config.source) or 'config'}: -- COMMAND: the config has no main process, and the "
+                    'process named "main" is not one; set main = true on it, or rename it'
+                ]
+            )
         processes = [*config.processes, ProcessSpec(name="main", command=list(argv), main=True)]
     return attrs.evolve(config, processes=processes)
 

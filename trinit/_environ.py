@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._errors import ConfigError
+from ._model import is_id
 
 if TYPE_CHECKING:
     from ._model import ProcessSpec
@@ -50,9 +51,9 @@ def resolve_credentials(spec: ProcessSpec) -> Credentials | None:
     name = home = None
     if spec.user is not None:
         try:
-            entry = pwd.getpwuid(int(spec.user)) if spec.user.isdecimal() else pwd.getpwnam(spec.user)
+            entry = pwd.getpwuid(int(spec.user)) if is_id(spec.user) else pwd.getpwnam(spec.user)
         except KeyError:
-            if not spec.user.isdecimal():
+            if not is_id(spec.user):
                 raise ConfigError([f'{where}: user: no user named "{spec.user}"']) from None
             uid, gid = int(spec.user), None
         else:
@@ -61,13 +62,17 @@ def resolve_credentials(spec: ProcessSpec) -> Credentials | None:
         uid, gid = os.geteuid(), None
     if spec.group is not None:
         try:
-            gid = grp.getgrgid(int(spec.group)).gr_gid if spec.group.isdecimal() else grp.getgrnam(spec.group).gr_gid
+            gid = (
+                grp.getgrgid(int(spec.group)).gr_gid if is_id(spec.group) else grp.getgrnam(spec.group).gr_gid
+            )
         except KeyError:
-            if not spec.group.isdecimal():
+            if not is_id(spec.group):
                 raise ConfigError([f'{where}: group: no group named "{spec.group}"']) from None
             gid = int(spec.group)
     if gid is None:
-        raise ConfigError([f"{where}: user: uid {spec.user} has no passwd entry, so its group is unknown: set group too"])
+        raise ConfigError(
+            [f"{where}: user: uid {spec.user} has no passwd entry, so its group is unknown: set group too"]
+        )
     groups: tuple[int, ...] = (gid,)
     if name is not None:
         # The user's own groups, with the chosen primary group first; none of trinit's.
@@ -124,7 +129,7 @@ def read_env_file(path: str) -> dict[str, str]:
             continue
         m = _LINE.fullmatch(line)
         if m is None:
-            errors.append(f'{path}: line {number}: expected KEY=value (got {line.strip()[:60]!r})')
+            errors.append(f"{path}: line {number}: expected KEY=value (got {line.strip()[:60]!r})")
             continue
         if m["dq"] is not None:
             value = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e[1], "\\" + e[1]), m["dq"])
@@ -133,7 +138,9 @@ def read_env_file(path: str) -> dict[str, str]:
         else:
             value = re.split(r"(?:^|\s)#", m["raw"], maxsplit=1)[0].strip()
             if value[:1] in ("'", '"'):
-                errors.append(f"{path}: line {number}: the quote {value[0]} is not closed, or text follows it")
+                errors.append(
+                    f"{path}: line {number}: the quote {value[0]} is not closed, or text follows it"
+                )
                 continue
         if "\0" in value:
             errors.append(f"{path}: line {number}: the value must not contain a NUL character")

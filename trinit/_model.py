@@ -304,7 +304,9 @@ def signal_number(value: object) -> int:
     try:
         return parse_signal(value)
     except (ValueError, OverflowError):
-        raise _Bad(f'must be a signal name or number like "TERM", "SIGINT" or 15 (got {show(value)})') from None
+        raise _Bad(
+            f'must be a signal name or number like "TERM", "SIGINT" or 15 (got {show(value)})'
+        ) from None
 
 
 def boolean(value: object) -> bool:
@@ -349,9 +351,14 @@ def user_or_group(value: object) -> str:
         return str(value)
     if not isinstance(value, str) or not value or "\0" in value or ":" in value:
         raise _Bad(f"must be a name or a numeric id (got {show(value)})")
-    if value.isdecimal() and int(value) >= 2**32 - 1:
+    if is_id(value) and int(value) >= 2**32 - 1:
         raise _Bad(f"must be a name or an id from 0 to 4294967294 (got {show(value)})")
     return value
+
+
+def is_id(name: str) -> bool:
+    """A numeric user or group id ("1000"), as opposed to a name."""
+    return name.isascii() and name.isdigit()
 
 
 def exit_codes(value: object) -> frozenset[int]:
@@ -380,7 +387,9 @@ def argv(value: object, *, shell: bool = False) -> tuple[str, ...]:
         try:
             words = shlex.split(value)
         except ValueError as exc:
-            raise _Bad(f"cannot be split with shell word rules: {str(exc).lower()} (got {show(value)})") from None
+            raise _Bad(
+                f"cannot be split with shell word rules: {str(exc).lower()} (got {show(value)})"
+            ) from None
     elif isinstance(value, (list, tuple)):
         words = list(value)
         for i, word in enumerate(words, 1):
@@ -446,8 +455,7 @@ def after_list(
     else:
         problems.add(
             "after",
-            'must be a table like { db = "ready" } or an array of names like ["db"] '
-            f"(got {show(value)})",
+            f'must be a table like {{ db = "ready" }} or an array of names like ["db"] (got {show(value)})',
         )
         return None
     seen: set[str] = set()
@@ -477,11 +485,13 @@ def _probe_target(kind: str, value: object) -> tuple[str, ...] | str:
             raise _Bad(f'must be "host:port" like "127.0.0.1:8080" (got {show(value)})')
     elif kind == "http":
         if re.fullmatch(r"https?://[^\s/]+\S*", target) is None:
-            raise _Bad(f'must be an http:// or https:// URL like "http://127.0.0.1:8080/health" (got {show(value)})')
+            raise _Bad(
+                f'must be an http:// or https:// URL like "http://127.0.0.1:8080/health" (got {show(value)})'
+            )
     elif kind == "log":
         try:
             re.compile(target)
-        except re.error as exc:
+        except (re.error, RecursionError, OverflowError) as exc:
             raise _Bad(f"is not a valid regular expression: {exc} (got {show(value)})") from None
     return target
 
@@ -528,7 +538,9 @@ def environment(value: object, problems: Problems) -> tuple[tuple[str, str], ...
         if not isinstance(key, str) or not key or "=" in key or "\0" in key:
             problems.add("env", f'{show(key)} is not a variable name (it must be non-empty, without "=")')
         elif not isinstance(val, str):
-            hint = f'; quote it: "{val}"' if isinstance(val, (int, float)) and not isinstance(val, bool) else ""
+            hint = (
+                f'; quote it: "{val}"' if isinstance(val, (int, float)) and not isinstance(val, bool) else ""
+            )
             problems.add(f"env.{key}", f"must be a string (got {show(val)}){hint}")
         elif "\0" in val:
             problems.add(f"env.{key}", f"must not contain a NUL character (got {show(val)})")
@@ -551,20 +563,22 @@ def _identity(values: dict[str, Any], problems: Problems) -> None:
     uid = gid = None
     if user is not None:
         try:
-            entry = pwd.getpwuid(int(user)) if user.isdecimal() else pwd.getpwnam(user)
+            entry = pwd.getpwuid(int(user)) if is_id(user) else pwd.getpwnam(user)
             uid, gid = entry.pw_uid, entry.pw_gid
         except KeyError:
-            if not user.isdecimal():
+            if not is_id(user):
                 problems.add("user", f'no user named "{user}" (not in the passwd database)')
             elif group is None:
-                problems.add("user", f"uid {user} has no passwd entry, so its group is unknown: set group too")
+                problems.add(
+                    "user", f"uid {user} has no passwd entry, so its group is unknown: set group too"
+                )
             else:
                 uid = int(user)
     if group is not None:
         try:
-            gid = grp.getgrgid(int(group)).gr_gid if group.isdecimal() else grp.getgrnam(group).gr_gid
+            gid = grp.getgrgid(int(group)).gr_gid if is_id(group) else grp.getgrnam(group).gr_gid
         except KeyError:
-            if group.isdecimal():
+            if is_id(group):
                 gid = int(group)
             else:
                 problems.add("group", f'no group named "{group}" (not in the group database)')
@@ -578,7 +592,9 @@ def _identity(values: dict[str, Any], problems: Problems) -> None:
             "(privileges are checked before anything starts)",
         )
     elif gid is not None and gid != os.getegid():
-        key, what = ("group", f'group "{group}"') if group is not None else ("user", f'the group of user "{user}"')
+        key, what = (
+            ("group", f'group "{group}"') if group is not None else ("user", f'the group of user "{user}"')
+        )
         problems.add(
             key,
             f"trinit runs as gid {os.getegid()}, not root, so it cannot switch to {what} "
@@ -634,7 +650,7 @@ _NOT_ON_ONESHOT = {
 }
 _ONLY_ON_ONESHOT = {
     "retries": "only for oneshots (a long-running process uses restart)",
-    "phase": "only for oneshots (a stop job is a oneshot with phase = \"stop\")",
+    "phase": 'only for oneshots (a stop job is a oneshot with phase = "stop")',
     "timeout": "only for oneshots and the main process (a long-running process has no end to wait for)",
 }
 
@@ -681,6 +697,13 @@ def check_process(
     if "forward_signals" not in given:
         values["forward_signals"] = values["main"] is True
     values = {k: v for k, v in values.items() if v is not _INVALID}
+    delay, cap = values.get("restart_delay"), values.get("restart_delay_max")
+    if delay is not None and cap is not None and delay > cap:
+        problems.add(
+            "restart_delay_max" if "restart_delay_max" in given else "restart_delay",
+            f"restart_delay ({delay:g} s) is more than restart_delay_max ({cap:g} s), which caps it; "
+            "raise restart_delay_max or lower restart_delay",
+        )
     _kind_rules(given, values, problems)
     _identity(values, problems)
     return Draft(name, values, problems.errors)
@@ -751,7 +774,11 @@ def check_trinit(given: Mapping[str, Any], problems: Problems) -> dict[str, Any]
     for key in given:
         if key not in TRINIT_KEYS:
             problems.add("", f'unknown key "{key}"{did_you_mean(str(key), TRINIT_KEYS)}')
-    values = {key: problems.parse(key, given[key], parser) for key, parser in _TRINIT_PARSERS.items() if key in given}
+    values = {
+        key: problems.parse(key, given[key], parser)
+        for key, parser in _TRINIT_PARSERS.items()
+        if key in given
+    }
     return {k: v for k, v in values.items() if v is not _INVALID}
 
 

@@ -51,8 +51,10 @@ def make_plan(config: Config) -> Plan:
     from ._model import Draft
 
     specs = config.processes
-    drafts = [Draft(s.name, {"oneshot": s.oneshot, "phase": s.phase, "main": s.main, "after": s.after}, [])
-              for s in specs]
+    drafts = [
+        Draft(s.name, {"oneshot": s.oneshot, "phase": s.phase, "main": s.main, "after": s.after}, [])
+        for s in specs
+    ]
     errors = check_graph(drafts, source=config.source)
     if errors:
         raise ConfigError(errors)
@@ -86,7 +88,10 @@ def make_plan(config: Config) -> Plan:
 
 
 def _warnings(
-    config: Config, longest: tuple[float, tuple[str, ...]], closure: Mapping[str, frozenset[str]], run: list[str]
+    config: Config,
+    longest: tuple[float, tuple[str, ...]],
+    closure: Mapping[str, frozenset[str]],
+    run: list[str],
 ) -> Iterable[str]:
     if not config.processes:
         yield "there are no processes: trinit would exit at once (add a [process.NAME] table, or a command after --)"
@@ -118,7 +123,9 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
     errors: list[str] = []
 
     def add(name: str, key: str, message: str) -> None:
-        errors.append(f"{place(source, name)}: {key}: {message}" if key else f"{place(source, name)}: {message}")
+        errors.append(
+            f"{place(source, name)}: {key}: {message}" if key else f"{place(source, name)}: {message}"
+        )
 
     by_name: dict[str, Draft] = {}
     for d in drafts:
@@ -142,16 +149,30 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
             if target is None:
                 add(d.name, "after", f'no process named "{dep}"{did_you_mean(dep, by_name)}')
             elif dep in jobs and d.name in jobs:
-                add(d.name, "after", f'"{dep}" is a stop job; a stop job\'s after names run-phase processes, '
-                    "the ones that must have stopped before it runs")
+                add(
+                    d.name,
+                    "after",
+                    f'"{dep}" is a stop job; a stop job\'s after names run-phase processes, '
+                    "the ones that must have stopped before it runs",
+                )
             elif dep in jobs:
-                add(d.name, "after", f'"{dep}" is a stop job (phase = "stop"): it runs during shutdown, '
-                    "so nothing can start after it")
+                add(
+                    d.name,
+                    "after",
+                    f'"{dep}" is a stop job (phase = "stop"): it runs during shutdown, '
+                    "so nothing can start after it",
+                )
             else:
-                if (cond == "completed" and dep not in implicit_of[d.name]
-                        and target.values.get("oneshot") is False):
-                    add(d.name, "after", f'"{dep}" is not a oneshot, so it never completes: '
-                        'wait for "ready" or "started"')
+                if (
+                    cond == "completed"
+                    and dep not in implicit_of[d.name]
+                    and target.values.get("oneshot") is False
+                ):
+                    add(
+                        d.name,
+                        "after",
+                        f'"{dep}" is not a oneshot, so it never completes: wait for "ready" or "started"',
+                    )
                 known.append(dep)
         edges[d.name] = known
     run_edges = {n: [e for e in es if e not in jobs] for n, es in edges.items() if n not in jobs}
@@ -165,16 +186,20 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
     order = [d.name for d in drafts]
     listed = [j for j in order if j in closure]
     for i, a in enumerate(listed):
-        for b in listed[i + 1:]:
+        for b in listed[i + 1 :]:
             only_a = [n for n in order if n in closure[a] - closure[b]]
             only_b = [n for n in order if n in closure[b] - closure[a]]
             if only_a and only_b:
-                add(a, "after", (
-                    f'stop jobs "{a}" and "{b}" would wait for each other: "{only_a[0]}" must stop before '
-                    f'"{a}" runs but stays up until "{b}" ends, and "{only_b[0]}" must stop before "{b}" '
-                    f'runs but stays up until "{a}" ends (give them the same after, or let one\'s after '
-                    "contain the other's)"
-                ))
+                add(
+                    a,
+                    "after",
+                    (
+                        f'stop jobs "{a}" and "{b}" would wait for each other: "{only_a[0]}" must stop before '
+                        f'"{a}" runs but stays up until "{b}" ends, and "{only_b[0]}" must stop before "{b}" '
+                        f'runs but stays up until "{a}" ends (give them the same after, or let one\'s after '
+                        "contain the other's)"
+                    ),
+                )
     return errors
 
 

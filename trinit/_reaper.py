@@ -66,16 +66,17 @@ class Reaper:
         self._os = os_layer
         self._log = log
         self._waiters: dict[int, Waiter] = {}
-        self._unclaimed: OrderedDict[int, ExitStatus] = OrderedDict()
+        self._unclaimed: OrderedDict[int, int] = OrderedDict()  # pid -> raw status
         self._no_children = trio.Event()
         self.orphans_reaped = 0
-        self.on_orphan: Callable[[int, ExitStatus], None] | None = None
+        #: Called for each reaped pid nobody watches (with its raw status); keep it cheap.
+        self.on_orphan: Callable[[int, int], None] | None = None
 
     def watch(self, pid: int) -> Waiter:
         waiter = Waiter(pid)
-        status = self._unclaimed.pop(pid, None)
-        if status is not None:
-            waiter._set(status)
+        raw = self._unclaimed.pop(pid, None)
+        if raw is not None:
+            waiter._set(ExitStatus.from_wait_status(raw))
         else:
             self._waiters[pid] = waiter
             if self._no_children.is_set():
@@ -94,17 +95,19 @@ class Reaper:
                 return
             pid, raw = found
             self._os.release(pid, raw)
-            status = ExitStatus.from_wait_status(raw)
             waiter = self._waiters.pop(pid, None)
             if waiter is not None:
-                waiter._set(status)
+                waiter._set(ExitStatus.from_wait_status(raw))
                 continue
+            # An orphan (or, rarely, a child whose watch comes later): keep it cheap, as
+            # thousands can exit at once.
             self.orphans_reaped += 1
-            self._unclaimed[pid] = status
-            if len(self._unclaimed) > _UNCLAIMED_MAX:
-                self._unclaimed.popitem(last=False)
+            unclaimed = self._unclaimed
+            unclaimed[pid] = raw
+            if len(unclaimed) > _UNCLAIMED_MAX:
+                unclaimed.popitem(last=False)
             if self.on_orphan is not None:
-                self.on_orphan(pid, status)
+                self.on_orphan(pid, raw)
 
     async def wait_no_children(self) -> None:
         """Return once we have no child left at all (everything was reaped)."""

@@ -23,6 +23,7 @@ from ._signals import FORWARDED, SHUTDOWN, SignalRouter
 
 if TYPE_CHECKING:
     from ._log import Logger
+    from ._model import ProcessSpec
     from ._os import RealOS
     from ._output import FdWriter
     from ._plan import Plan
@@ -103,7 +104,7 @@ class Supervisor:
         self._main = next((r for r in self._run_phase if r.spec.main), None)
         self._ready_file_made = False
         self._pumps = 0
-        self._early_waiters: dict[str, Any] = {}
+        self._early_handles: dict[str, ProcessHandle] = {}
         self._pumps_done = trio.Event()
         self._router: SignalRouter | None = None
         #: Given (a fake in tests) or made by run(): Reaper with reap_orphans, else PidfdWatcher.
@@ -163,48 +164,53 @@ class Supervisor:
         early = self._prestarted.pop(spec.name, None)
         if isinstance(early, OSError):
             raise early
+        early_handle = self._early_handles.pop(spec.name, None)
+        if early_handle is not None:
+            self._log_started(spec, early_handle.pid)
+            return early_handle
         read_fds: list[tuple[int, str]] = []
         close_after: list[int] = []
-        waiter = self._early_waiters.pop(spec.name, None)
-        if early is not None:
-            pid = early
-        else:
-            from ._environ import build_env
+        from ._environ import build_env
 
-            creds = self._creds.get(spec.name)
-            try:
-                env = build_env(spec, self.environ, creds)
-            except (OSError, ValueError, TrinitError) as exc:
-                raise StartFailure(str(exc)) from exc
-            stdin = None if spec.main else self.os.devnull()
-            stdout, stderr = self._stdio(spec, read_fds, close_after)
-            try:
-                pid = self.os.spawn(
-                    spec.command, env=env, cwd=spec.cwd, creds=creds, stdin=stdin, stdout=stdout, stderr=stderr
-                )
-            finally:
-                for fd in close_after:
-                    os.close(fd)
-        if waiter is None:
-            waiter = self.watcher_or_fail().watch(pid)
-        handle = ProcessHandle(
+        creds = self._creds.get(spec.name)
+        try:
+            env = build_env(spec, self.environ, creds)
+        except (OSError, ValueError, TrinitError) as exc:
+            raise StartFailure(str(exc)) from exc
+        stdin = None if spec.main else self.os.devnull()
+        stdout, stderr = self._stdio(spec, read_fds, close_after)
+        try:
+            pid = self.os.spawn(
+                spec.command, env=env, cwd=spec.cwd, creds=creds, stdin=stdin, stdout=stdout, stderr=stderr
+            )
+        finally:
+            for fd in close_after:
+                os.close(fd)
+        handle = self._handle(spec, pid)
+        for fd, stream in read_fds:
+            self._start_pump(runner, fd, stream)
+        if spec.main and self.options.handle_signals and self.os.give_terminal(pid):
+            self._continue(pid)
+        self._log_started(spec, pid)
+        return handle
+
+    def _handle(self, spec: ProcessSpec, pid: int) -> ProcessHandle:
+        """Watch ``pid`` right away (before any checkpoint) and wrap it in a handle."""
+        return ProcessHandle(
             spec.name,
             pid,
             spec.signal_group,
-            waiter,
+            self.watcher_or_fail().watch(pid),
             trio.current_time(),
             self.os.kill,
             self.os.killpg,
             self.os.pidfd_send_signal,
         )
-        for fd, stream in read_fds:
-            self._start_pump(runner, fd, stream)
-        if spec.main and early is None and self.options.handle_signals and self.os.give_terminal(pid):
-            self._continue(pid)
+
+    def _log_started(self, spec: ProcessSpec, pid: int) -> None:
         self.log.info(
             "started", f"started: {' '.join(spec.command)}", process=spec.name, pid=pid, argv=list(spec.command)
         )
-        return handle
 
     def _continue(self, pgid: int) -> None:
         """Wake a child that read the terminal before it was given the foreground (SIGTTIN)."""
@@ -324,8 +330,12 @@ class Supervisor:
         else:
             self.log.debug("signal", f"ignored {signal_name(received)}", signal=signal_name(received))
 
-    def _on_orphan(self, pid: int, status: ExitStatus) -> None:
-        self.log.debug("orphan_reaped", f"reaped orphan pid {pid} ({status.describe()})", pid=pid)
+    def _on_orphan(self, pid: int, raw: int) -> None:
+        if self.log.enabled("debug"):
+            from ._status import ExitStatus
+
+            status = ExitStatus.from_wait_status(raw)
+            self.log.debug("orphan_reaped", f"reaped orphan pid {pid} ({status.describe()})", pid=pid)
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -333,8 +343,13 @@ class Supervisor:
         """Begin the graceful shutdown (idempotent); ``run()`` carries it out."""
         if self._shutdown_requested.is_set():
             return
+        # From this moment nothing new starts, even before the shutdown task runs.
+        self.shutting_down = True
         self._shutdown_reason = reason
         self._shutdown_requested.set()
+        for r in self._runners.values():
+            if r._pending is not None:
+                r._pending.cancel()
 
     def force_stop(self) -> None:
         """Skip every remaining grace period: SIGKILL all that still runs."""
@@ -393,10 +408,15 @@ class Supervisor:
             else:
                 self.watcher = PidfdWatcher(self.os, nursery)
         # Processes started before trio (the CLI's fast start) are watched before the
-        # first drain, so their exit is theirs and not an "orphan".
-        for name, early in self._prestarted.items():
+        # first drain, so their exit is theirs and not an "orphan", and they are forwarding
+        # targets before the signals held since start-up are let through.
+        for name, early in list(self._prestarted.items()):
             if isinstance(early, int):
-                self._early_waiters[name] = self.watcher.watch(early)
+                del self._prestarted[name]
+                spec = self._runners[name].spec
+                handle = self._early_handles[name] = self._handle(spec, early)
+                if spec.forward_signals:
+                    self._forwarders[name] = handle.signal
         if opts.handle_signals or reap is not None:
             extra = frozenset({opts.pdeathsig}) if opts.pdeathsig else frozenset()
             self._router = SignalRouter(
@@ -407,10 +427,10 @@ class Supervisor:
                 extra=extra,
                 handle_shutdown=opts.handle_signals,
             )
+            self._router.targets = tuple(self._forwarders.values())
             self._router.install()
 
     async def _shutdown(self) -> None:
-        self.shutting_down = True
         budget = self.config.shutdown_timeout
         started = trio.current_time()
         self._remove_ready_file()
@@ -420,9 +440,6 @@ class Supervisor:
             reason=self._shutdown_reason,
             budget=budget,
         )
-        for r in self._runners.values():
-            if r._pending is not None:
-                r._pending.cancel()
         with trio.move_on_at(started + budget) as scope:
             async with trio.open_nursery() as nursery:
                 for r in self._run_phase:
@@ -565,9 +582,17 @@ class Supervisor:
             return
         if not self._down and not self.shutting_down:
             if not self._ready_file_made:
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                with open(path, "w") as f:
-                    f.write(f"{os.getpid()}\n")
+                try:
+                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                    with open(path, "w") as f:
+                        f.write(f"{os.getpid()}\n")
+                except OSError as exc:
+                    self.log.warning(
+                        "ready_file",
+                        f"everything is up, but ready_file {path} could not be created ({exc.strerror}); "
+                        "make its folder writable for trinit's user or change ready_file",
+                    )
+                    return
                 self._ready_file_made = True
                 self.log.info("all_ready", f"everything is up; created {path}")
         elif self._ready_file_made:

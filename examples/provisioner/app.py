@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 NAME = "app"
+# asyncio's timeouts are TimeoutError since Python 3.11, a class of their own in 3.10: catch both.
+NET_ERRORS = (OSError, asyncio.TimeoutError)
 
 
 def data_dir() -> Path:
@@ -70,7 +72,7 @@ class CacheClient:
                     if not reply:
                         raise ConnectionError("cache closed the connection")
                     return reply.decode().rstrip("\n")
-                except (OSError, asyncio.TimeoutError):
+                except NET_ERRORS:
                     self.close()
                     if attempt == 2:
                         raise
@@ -101,7 +103,7 @@ class App:
     async def count_request(self) -> str:
         try:
             reply = await self.cache.call("INCR app:requests")
-        except (OSError, asyncio.TimeoutError) as exc:
+        except NET_ERRORS as exc:
             return f"unknown (cache unreachable: {exc})"
         return reply.removeprefix("VALUE ")
 
@@ -133,7 +135,7 @@ class App:
             )
             writer.write(head.encode() + payload)
             await writer.drain()
-        except (OSError, asyncio.TimeoutError, UnicodeDecodeError):
+        except (*NET_ERRORS, UnicodeDecodeError):
             pass
         finally:
             writer.close()
@@ -162,7 +164,7 @@ class App:
                 reply = {"ok": True, "app_pid": os.getpid(), "settings": settings, "again": not first}
             writer.write(json.dumps(reply, sort_keys=True).encode() + b"\n")
             await writer.drain()
-        except (OSError, asyncio.TimeoutError):
+        except NET_ERRORS:
             pass
         finally:
             writer.close()
@@ -206,7 +208,7 @@ class App:
 
         try:
             pong = await self.cache.call("PING")
-        except (OSError, asyncio.TimeoutError) as exc:
+        except NET_ERRORS as exc:
             log(f"cannot reach the cache at 127.0.0.1:{self.cache.port}: {exc}")
             return 1
         log(f"cache answered {pong}")
