@@ -118,7 +118,19 @@ class Runner:
     _probe_failed: bool = False
     _timed_out: bool = False
     _pending: trio.CancelScope | None = None
+    _adopted: ProcessHandle | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
+
+    def adopt(self, handle: ProcessHandle) -> None:
+        """Take over a process started before the runtime (the CLI's fast start).
+
+        It is running whatever happens next (a shutdown may already be under way), so
+        it is this runner's from now on: stopped in order and its status recorded.
+        """
+        self._adopted = self.handle = handle
+        self.last_pid = handle.pid
+        self.ever_started = True
+        self.state = "running"
 
     @property
     def name(self) -> str:
@@ -179,6 +191,8 @@ class Runner:
         self.done.set()
 
     async def _await_start(self) -> bool:
+        if self._adopted is not None:
+            return True
         while True:
             if self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
                 return False
@@ -209,9 +223,10 @@ class Runner:
             condition=condition,
         )
         self.failed = True
-        self._finish("skipped")
+        # The failure first (it fixes the exit code), then the state change (which may end the run).
         if self.spec.on_failure == "shutdown":
             self.host.process_failed(self, 1)
+        self._finish("skipped")
 
     async def _attempts(self) -> None:
         spec = self.spec
@@ -240,6 +255,7 @@ class Runner:
                     return
                 if attempt <= spec.retries:
                     delay = self._delay()
+                    self._consecutive += 1
                     self.host.log.info(
                         "retrying",
                         f"failed; retrying in {delay:g} s (attempt {attempt + 1} of {spec.retries + 1})",
@@ -294,30 +310,45 @@ class Runner:
         )
 
     async def _sleep(self, delay: float) -> bool:
-        """Back off before the next attempt; False if a stop or the shutdown cancelled it."""
-        if self._stop_requested or self.host.shutting_down:
+        """Back off before the next attempt; False if a stop or the shutdown cancelled it.
+
+        A stop job runs during the shutdown, so only a stop (or the budget) ends its back-off.
+        """
+        if self._cancelled():
             return False
         with trio.CancelScope() as self._pending:
             await trio.sleep(delay)
         self._pending = None
-        return not (self._stop_requested or self.host.shutting_down)
+        return not self._cancelled()
+
+    def _cancelled(self) -> bool:
+        return self._stop_requested or (self.host.shutting_down and self.spec.phase == "run")
 
     def _fail(self, code: int) -> None:
         self.failed = True
-        self._finish("failed")
         what = "the shutdown begins" if self.spec.on_failure == "shutdown" else "carrying on (on_failure = ignore)"
         self.host.log.error("failed", f"failed; {what}", process=self.name, code=code)
+        # The failure first (it fixes the exit code), then the state change (which may end the run).
         if self.spec.on_failure == "shutdown":
             self.host.process_failed(self, code)
+        self._finish("failed")
 
     async def _run_once(self) -> tuple[ExitStatus | None, float]:
         """Start once and wait for the exit: (status or None if it never started, run time)."""
         self._probe_failed = self._timed_out = False
-        if self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
+        handle = self._adopted
+        self._adopted = None
+        if handle is not None:
+            self.host.log.info(
+                "started", f"started: {' '.join(self.spec.command)}", process=self.name, pid=handle.pid
+            )
+        elif self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
             return None, 0.0
-        self._set_state("starting")
+        else:
+            self._set_state("starting")
         try:
-            handle = self.host.spawn(self)
+            if handle is None:
+                handle = self.host.spawn(self)
         except OSError as exc:
             status = ExitStatus(spawn_errno=exc.errno or 2)
             self.last_status = status

@@ -104,7 +104,6 @@ class Supervisor:
         self._main = next((r for r in self._run_phase if r.spec.main), None)
         self._ready_file_made = False
         self._pumps = 0
-        self._early_handles: dict[str, ProcessHandle] = {}
         self._pumps_done = trio.Event()
         self._router: SignalRouter | None = None
         #: Given (a fake in tests) or made by run(): Reaper with reap_orphans, else PidfdWatcher.
@@ -164,10 +163,6 @@ class Supervisor:
         early = self._prestarted.pop(spec.name, None)
         if isinstance(early, OSError):
             raise early
-        early_handle = self._early_handles.pop(spec.name, None)
-        if early_handle is not None:
-            self._log_started(spec, early_handle.pid)
-            return early_handle
         read_fds: list[tuple[int, str]] = []
         close_after: list[int] = []
         from ._environ import build_env
@@ -413,8 +408,10 @@ class Supervisor:
         for name, early in list(self._prestarted.items()):
             if isinstance(early, int):
                 del self._prestarted[name]
-                spec = self._runners[name].spec
-                handle = self._early_handles[name] = self._handle(spec, early)
+                runner = self._runners[name]
+                spec = runner.spec
+                handle = self._handle(spec, early)
+                runner.adopt(handle)
                 if spec.forward_signals:
                     self._forwarders[name] = handle.signal
         if opts.handle_signals or reap is not None:
@@ -493,6 +490,12 @@ class Supervisor:
                 self.log.info("skipped", "was not run: none of the processes it follows had started", process=job.name)
                 return
             await job.lifecycle()
+        except trio.Cancelled:
+            if not job.ever_started:
+                self.log.warning(
+                    "skipped", "was skipped: the shutdown budget ran out before it could run", process=job.name
+                )
+            raise
         finally:
             self._stopped[job.name].set()
 

@@ -49,7 +49,9 @@ __all__ = [
     "LogEvent",
     "Sent",
     "Spawn",
+    "exit_status",
     "make_supervisor",
+    "run_supervisor",
 ]
 
 #: Signals whose default action is to do nothing (stops and continues are not modelled).

@@ -165,18 +165,48 @@ class Trinit:
         return self._pid
 
     def wait_exec(self) -> int:
-        """trinit's pid, once the unshare child has exec'd trinit (its cmdline names it)."""
+        """trinit's pid, once the unshare child has exec'd trinit (it is no longer unshare).
+
+        (Its cmdline names trinit already before the exec: it is unshare's own argv.)
+        """
         pid = self.pid
+        unshare = os.path.realpath(shutil.which("unshare") or "/usr/bin/unshare")
 
         def execd() -> bool:
             try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    return TRINIT.encode() in f.read()
+                return os.readlink(f"/proc/{pid}/exe") != unshare
             except (FileNotFoundError, ProcessLookupError):
                 return True  # already gone: the caller will see why
 
         wait_for(execd, message="trinit to be exec'd")
         return pid
+
+    def wait_started(self, timeout: float = SLOW) -> None:
+        """Until trinit has blocked the signals it handles (the first thing its CLI does)."""
+        pid = self.wait_exec()
+
+        def blocked() -> bool:
+            if not self.running():
+                pytest.fail(f"trinit exited ({self.proc.returncode}) while starting:\n{self.stderr()}")
+            status = read_status(pid)
+            # SIGUSR2: handled by trinit, and unlike TERM/INT never blocked by unshare itself
+            return signal.SIGUSR2 in sig_mask(status.get("SigBlk", "0")) | sig_mask(status.get("SigCgt", "0"))
+
+        wait_for(blocked, timeout, message="trinit to block its signals")
+
+    def wait_handling(self, timeout: float = SLOW, *, logged: bool = True) -> None:
+        """Until trinit is up: its signal handlers are installed and the main process is adopted
+        (the "started" log line). Tests of anything but the start wait for this first."""
+        pid = self.wait_exec()
+
+        def up() -> bool:
+            if not self.running():
+                pytest.fail(f"trinit exited ({self.proc.returncode}) while starting:\n{self.stderr()}")
+            status = read_status(pid)
+            caught = signal.SIGTERM in sig_mask(status.get("SigCgt", "0"))
+            return caught and (not logged or "started" in self.stderr())
+
+        wait_for(up, timeout, message="trinit to handle signals")
 
     def send(self, sig: int) -> None:
         os.kill(self.pid, sig)
@@ -325,13 +355,17 @@ class Recorder:
     def path(self, suffix: str) -> Path:
         return self.folder / f"{self.name}.{suffix}"
 
-    def wait_ready(self, run: Trinit | None = None, timeout: float = SLOW) -> dict[str, Any]:
+    def wait_ready(self, run: Trinit | None = None, timeout: float = SLOW, *, handling: bool = True) -> dict[str, Any]:
+        """Until this recorder listens (and, given ``run``, trinit is up too: see wait_handling)."""
+
         def ready() -> bool:
             if run is not None and not run.running():
                 pytest.fail(f"trinit exited ({run.proc.returncode}) before {self.name} was ready:\n{run.stderr()}")
             return self.path("ready").exists()
 
         wait_for(ready, timeout, message=f"{self.name} to be ready")
+        if run is not None and handling:
+            run.wait_handling(timeout)
         return self.info()
 
     def info(self) -> dict[str, Any]:

@@ -1,0 +1,246 @@
+"""Signals sent to trinit from outside: shutdown, forwarding (in order), -r, -g, job-control
+signals, and signals that arrive while trinit is still starting.
+
+The main process is children/recorder.py: it waits for every catchable signal with
+sigwaitinfo and logs each, in order, to a file; the tests send one signal at a time and wait
+until it is logged before sending the next.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from .helpers import (
+    Recorder,
+    harness_fixture,
+    mode_fixture,
+    read_status,
+    sig_mask,
+    signame,
+    state,
+    wait_for,
+)
+
+pytestmark = pytest.mark.pid1
+
+h = harness_fixture()
+as_pid1 = mode_fixture()
+
+S = signal.Signals
+#: SPEC §3: passed on to the main process.
+FORWARDED = [
+    S.SIGHUP,
+    S.SIGQUIT,
+    S.SIGUSR1,
+    S.SIGUSR2,
+    S.SIGWINCH,
+    S.SIGCONT,
+    S.SIGALRM,
+    S.SIGURG,
+    S.SIGIO,
+    S.SIGPWR,
+    signal.SIGRTMIN,
+    signal.SIGRTMIN + 5,
+    signal.SIGRTMAX,
+]
+
+
+def start_main(h, *options: str, pid1: bool = True, main_options=(), env=None):
+    rec = Recorder(h.tmp, "main")
+    run = h.start([*options, "--", *rec.argv(*main_options)], pid1=pid1, env=env)
+    rec.wait_ready(run)
+    return run, rec
+
+
+def send_and_see(run, rec, sig: int, expected: str | None = None) -> None:
+    """Send ``sig`` to trinit; wait until the main process has logged one more signal."""
+    before = len(rec.signals())
+    run.send(sig)
+    got = rec.wait_signals(before + 1)
+    assert got[before] == (expected or signame(sig)), got
+
+
+# --- shutdown signals ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sig", "code"), [(S.SIGTERM, 143), (S.SIGINT, 130)])
+def test_term_and_int_start_the_shutdown_and_reach_the_main(h, as_pid1, sig, code):
+    run, rec = start_main(h, pid1=as_pid1)
+    run.send(sig)
+    assert run.wait() == code, run.stderr()
+    assert rec.signals() == [sig.name]
+    assert "shutdown" in run.stderr()
+
+
+def test_rewritten_term_becomes_the_main_stop_signal(h, as_pid1):
+    run, rec = start_main(h, "-r", "TERM:QUIT", pid1=as_pid1)
+    run.send(S.SIGTERM)
+    # the recorder does not die of QUIT: -t's grace runs out and it is killed
+    rec.wait_signals(1)
+    assert rec.signals() == ["SIGQUIT"]
+    run.send(S.SIGINT)  # skip the rest of the grace
+    assert run.wait() == 137
+
+
+# --- forwarding ----------------------------------------------------------------------------------
+
+
+def test_forwarded_signals_reach_the_main_in_order(h, as_pid1):
+    run, rec = start_main(h, pid1=as_pid1)
+    for sig in FORWARDED:
+        send_and_see(run, rec, sig)
+    assert rec.signals() == [signame(s) for s in FORWARDED]
+    # none of them began a shutdown
+    assert run.running()
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+def test_forwarding_preserves_order_back_to_back(h, as_pid1):
+    """Distinct signals sent in one burst: all arrive (standard ones may be reordered by the
+    kernel's delivery order, so only the set is checked; real-time signals queue in order)."""
+    run, rec = start_main(h, pid1=as_pid1)
+    burst = [S.SIGUSR1, S.SIGUSR2, S.SIGHUP, S.SIGWINCH]
+    for sig in burst:
+        run.send(sig)
+    got = rec.wait_signals(len(burst))
+    assert sorted(got) == sorted(signame(s) for s in burst)
+    rt = [signal.SIGRTMIN + 1, signal.SIGRTMIN + 2, signal.SIGRTMIN + 3]
+    for sig in rt:
+        run.send(sig)
+    got = rec.wait_signals(len(burst) + len(rt))
+    assert set(got[len(burst) :]) == {signame(s) for s in rt}
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+def test_rewrite_passes_a_signal_on_as_another(h, as_pid1):
+    run, rec = start_main(h, "-r", "USR1:USR2", "-r", "sighup:12", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGUSR1, "SIGUSR2")
+    send_and_see(run, rec, S.SIGHUP, "SIGUSR2")
+    send_and_see(run, rec, S.SIGUSR2)
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+    assert rec.signals() == ["SIGUSR2", "SIGUSR2", "SIGUSR2", "SIGTERM"]
+
+
+def test_rewrite_to_0_drops_the_signal(h, as_pid1):
+    run, rec = start_main(h, "-r", "USR1:0", "-r", "SIGWINCH:0", pid1=as_pid1)
+    run.send(S.SIGUSR1)
+    run.send(S.SIGWINCH)
+    send_and_see(run, rec, S.SIGHUP)  # sent after the dropped ones, so handled after them
+    assert rec.signals() == ["SIGHUP"]
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+    assert rec.signals() == ["SIGHUP", "SIGTERM"]
+
+
+def test_rewrite_to_0_of_term_does_not_shut_down(h, as_pid1):
+    """A dropped signal is dropped: -r TERM:0 makes trinit ignore SIGTERM."""
+    run, rec = start_main(h, "-r", "TERM:0", pid1=as_pid1)
+    run.send(S.SIGTERM)
+    send_and_see(run, rec, S.SIGHUP)
+    assert rec.signals() == ["SIGHUP"]
+    assert run.running()
+    run.send(S.SIGINT)
+    assert run.wait() == 130
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_process_group_sends_to_the_whole_group(h, as_pid1, how):
+    options = ["-g"] if how == "flag" else []
+    env = {"TRINIT_KILL_PROCESS_GROUP": "1"} if how == "env" else None
+    run, rec = start_main(h, *options, pid1=as_pid1, main_options=["--child", "exit"], env=env)
+    grandchild = Recorder(h.tmp, "main.child")
+    assert grandchild.info()["pgid"] == rec.info()["pgid"]
+    run.send(S.SIGUSR1)
+    assert rec.wait_signals(1) == ["SIGUSR1"]
+    assert grandchild.wait_signals(1) == ["SIGUSR1"]
+    # the stop signal goes to the group too
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+    assert grandchild.signals() == ["SIGUSR1", "SIGTERM"]
+
+
+def test_without_process_group_only_the_main_gets_forwarded_signals(h, as_pid1):
+    run, rec = start_main(h, pid1=as_pid1, main_options=["--child", "exit"])
+    grandchild = Recorder(h.tmp, "main.child")
+    send_and_see(run, rec, S.SIGUSR1)
+    send_and_see(run, rec, S.SIGHUP)
+    time.sleep(0.3)  # a negative: give a wrongly sent signal time to show up
+    assert grandchild.signals() == []
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+# --- job control -------------------------------------------------------------------------------
+
+
+def test_tstp_ttin_ttou_are_not_forwarded_and_do_not_stop_trinit(h, as_pid1):
+    run, rec = start_main(h, pid1=as_pid1)
+    for sig in (S.SIGTSTP, S.SIGTTIN, S.SIGTTOU):
+        run.send(sig)
+    send_and_see(run, rec, S.SIGHUP)  # handled after the three
+    time.sleep(0.2)
+    assert rec.signals() == ["SIGHUP"]
+    assert state(run.pid) not in ("T", "t", ""), f"trinit is in state {state(run.pid)!r}"
+    # trinit still works: forwarding and shutdown
+    send_and_see(run, rec, S.SIGUSR2)
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+def test_trinit_is_not_stopped_by_sigstop_family_from_its_tty_less_session(h, as_pid1):
+    """trinit handles TSTP/TTIN/TTOU itself (caught, not default: default would stop it)."""
+    run, _ = start_main(h, pid1=as_pid1)
+    caught = wait_for(lambda: sig_mask(read_status(run.pid).get("SigCgt", "0")) >= {20, 21, 22} or None)
+    assert caught
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+# --- signals while trinit starts ----------------------------------------------------------------
+
+
+def _send_while_starting(h, sig, *, pid1: bool, command=("sleep", "30")):
+    """Start trinit and send ``sig`` the moment its fast start has blocked its signals (before
+    its handlers exist, while trio is still importing). Returns (run, still starting?)."""
+    run = h.start(["--", *command], pid1=pid1)
+    run.wait_started(timeout=10)
+    still_starting = sig not in sig_mask(read_status(run.pid).get("SigCgt", "0"))
+    run.send(sig)
+    return run, still_starting
+
+
+@pytest.mark.parametrize("attempt", range(4))
+def test_sigterm_while_starting_is_held_and_shuts_down(h, as_pid1, attempt):
+    run, _ = _send_while_starting(h, S.SIGTERM, pid1=as_pid1)
+    # the main process got the SIGTERM: its status is trinit's
+    assert run.wait(10) == 143, run.stderr()
+    assert "shutdown" in run.stderr()
+    assert "main" in run.stderr() and "SIGTERM" in run.stderr()
+
+
+@pytest.mark.parametrize("attempt", range(4))
+def test_forwarded_signal_while_starting_reaches_the_main(h, as_pid1, attempt):
+    # sleep dies of SIGUSR1 (default action): 128 + 10; a lost SIGUSR1 leaves it sleeping 30 s
+    run, _ = _send_while_starting(h, S.SIGUSR1, pid1=as_pid1)
+    assert run.wait(10) == 138, run.stderr()
+
+
+def test_distinct_signals_while_starting_are_all_handled(h, as_pid1):
+    """Several distinct signals held during the start: each is forwarded, none is lost."""
+    rec = Recorder(h.tmp, "main")
+    run = h.start(["--", *rec.argv()], pid1=as_pid1)
+    run.wait_started(timeout=10)
+    # the recorder must be listening, or it would die of the first one; trinit may or may not be up
+    rec.wait_ready(run, handling=False)
+    for sig in (S.SIGHUP, S.SIGUSR2, S.SIGWINCH):
+        run.send(sig)
+    got = rec.wait_signals(3, timeout=10)
+    assert sorted(got) == sorted(["SIGHUP", "SIGUSR2", "SIGWINCH"])
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
