@@ -100,6 +100,7 @@ class RealOS:
 
     def __init__(self) -> None:
         self._popens: dict[int, subprocess.Popen[bytes]] = {}
+        self._programs: dict[tuple[str, str | None, str | None], str] = {}
         self._devnull: int | None = None
         self._child_nofile: tuple[int, int] | None = None
         self.pid = os.getpid()
@@ -146,6 +147,7 @@ class RealOS:
         stdin: int | None = None,
         stdout: int | None = None,
         stderr: int | None = None,
+        inherit_environ: bool = False,
     ) -> int:
         """Start a child in its own process group; returns its pid. Raises OSError if it cannot start.
 
@@ -154,14 +156,17 @@ class RealOS:
         and trinit's handlers reset to the default across exec. Its Popen object is kept until
         the reaper hands over the status, so subprocess never calls waitpid behind our back.
         """
-        path = resolve_program(argv[0], env, cwd)
+        key = (argv[0], env.get("PATH"), cwd)
+        path = self._programs.get(key)
+        if path is None or not os.access(path, os.X_OK):
+            path = self._programs[key] = resolve_program(argv[0], env, cwd)
         limits = self._child_nofile
         if limits is not None:
             import resource
 
             resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         try:
-            return self._spawn_popen(path, argv, env, cwd, creds, stdin, stdout, stderr)
+            return self._spawn_popen(path, argv, None if inherit_environ else env, cwd, creds, stdin, stdout, stderr)
         finally:
             if limits is not None:
                 import resource
@@ -173,7 +178,7 @@ class RealOS:
         self,
         path: str,
         argv: Sequence[str],
-        env: Mapping[str, str],
+        env: Mapping[str, str] | None,
         cwd: str | None,
         creds: Credentials | None,
         stdin: int | None,
@@ -188,7 +193,7 @@ class RealOS:
         proc = subprocess.Popen(
             list(argv),
             executable=path,
-            env=dict(env),
+            env=None if env is None else dict(env),
             cwd=cwd,
             stdin=stdin,
             stdout=stdout,

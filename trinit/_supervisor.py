@@ -76,6 +76,9 @@ class Supervisor:
         self.log = log
         self.options = options or RuntimeOptions()
         self.environ = dict(os.environ if environ is None else environ)
+        #: The children's base environment is trinit's own: a child that changes nothing
+        #: in it inherits it as is (no copy to encode at each of 1000 starts).
+        self._environ_is_ours = environ is None
         self._stdout = stdout
         self._stderr = stderr
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
@@ -174,9 +177,17 @@ class Supervisor:
             raise StartFailure(str(exc)) from exc
         stdin = None if spec.main else self.os.devnull()
         stdout, stderr = self._stdio(spec, read_fds, close_after)
+        plain = self._environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
         try:
             pid = self.os.spawn(
-                spec.command, env=env, cwd=spec.cwd, creds=creds, stdin=stdin, stdout=stdout, stderr=stderr
+                spec.command,
+                env=env,
+                cwd=spec.cwd,
+                creds=creds,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                inherit_environ=plain and creds is None,
             )
         finally:
             for fd in close_after:

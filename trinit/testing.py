@@ -350,6 +350,7 @@ class FakeOS(RealOS):
         stdin: int | None = None,
         stdout: int | None = None,
         stderr: int | None = None,
+        inherit_environ: bool = False,
     ) -> int:
         """Start a scripted process; raises OSError like RealOS when its script says so."""
         args = tuple(argv)

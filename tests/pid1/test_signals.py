@@ -231,6 +231,21 @@ def test_forwarded_signal_while_starting_reaches_the_main(h, as_pid1, attempt):
     assert run.wait(10) == 138, run.stderr()
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_sigterm_after_the_main_started_but_before_trinit_is_up(h, as_pid1, attempt):
+    """The main process (started before trio is imported) is already listening; trinit is not
+    up yet. The SIGTERM must still be the main's stop signal: it dies of it, trinit exits 143,
+    and the main is logged as the main process (not stopped as a stray "left behind")."""
+    rec = Recorder(h.tmp, "main")
+    run = h.start(["--", *rec.argv()], pid1=as_pid1)
+    run.wait_started(timeout=10)
+    rec.wait_ready(run, handling=False)
+    run.send(S.SIGTERM)
+    assert run.wait(10) == 143, run.stderr()
+    assert rec.signals() == ["SIGTERM"]
+    assert "left behind" not in run.stderr(), run.stderr()
+
+
 def test_distinct_signals_while_starting_are_all_handled(h, as_pid1):
     """Several distinct signals held during the start: each is forwarded, none is lost."""
     rec = Recorder(h.tmp, "main")
