@@ -1,6 +1,6 @@
 """The thin layer over the operating system: spawn, signal, wait, prctl, the terminal.
 
-Nothing else in trinit calls ``os.kill``, ``waitpid``, ``posix_spawn``, ``prctl`` or
+Nothing else in trinit calls ``os.kill``, ``waitpid``, ``fork``/``exec``, ``prctl`` or
 ``tcsetpgrp``; the runtime takes an object with these methods as a parameter, so its logic
 runs against :mod:`trinit.testing`'s fake in tests. This module imports neither attrs nor
 trio: the command line uses it to start the main process before anything heavy is loaded.
@@ -297,6 +297,30 @@ class RealOS:
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
         signal.pidfd_send_signal(pidfd, sig)
+
+    def last_resort_stop(self, pid: int | None, budget: float = 5.0) -> None:
+        """Outside trio, after trinit itself failed: TERM ``pid``, wait for every child (on
+        SIGCHLD, bounded by ``budget``), then SIGKILL what is left, so nothing outlives us."""
+        import time
+
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                    pass
+            except ChildProcessError:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            signal.sigtimedwait({signal.SIGCHLD}, left)
+        self.kill_all(signal.SIGKILL)
 
     # -- the terminal -----------------------------------------------------------------------
 

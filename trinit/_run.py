@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,8 +24,9 @@ def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int
 
         plan = make_plan(config)
     except ConfigError as exc:
-        if early is not None:  # pragma: no cover - zero-config has nothing left to get wrong here
-            _stop_early(early, log)
+        if isinstance(early, int):  # pragma: no cover - zero-config has nothing left to get wrong here
+            log.error("internal_error", "the config could not be built; stopping the main process")
+            os_layer.last_resort_stop(early)
         _fail_config(exc.errors)
     log.log_format = config.log_format
     from ._supervisor import RuntimeOptions
@@ -92,38 +91,7 @@ def _run(
     except BaseException as exc:  # the supervisor has already stopped everything it could
         log.error("internal_error", f"trinit failed: {exc!r}")
         if os_layer.is_pid1 or prestarted:
-            _stop_early(None, log)
+            os_layer.last_resort_stop(None)
         code = INTERNAL_ERROR
     log.close(1.0)
     return code
-
-
-def _stop_early(early: int | OSError | None, log: Logger) -> None:
-    """Last resort outside trio: TERM what is left, wait (on SIGCHLD, bounded), then KILL."""
-    import time
-
-    if isinstance(early, int):
-        try:
-            os.kill(early, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-    deadline = time.monotonic() + 5.0
-    while True:
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        signal.sigtimedwait({signal.SIGCHLD}, left)
-    log.error("killed", "sending SIGKILL to the processes that are left")
-    if os.getpid() == 1:
-        os.kill(-1, signal.SIGKILL)
-    elif isinstance(early, int):
-        try:
-            os.killpg(early, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

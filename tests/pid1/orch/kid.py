@@ -23,7 +23,9 @@ It records ``start pid=P pgid=G`` first, then runs the ACTIONs in order:
                      exit 0), ``ignore`` (record SIG), ``slow:S`` (record SIG, S s of cleanup,
                      record ``cleaned``, exit 0), ``second`` (record SIG; exit like ``exit`` on
                      the second one), ``waitchild`` (record SIG, wait for the child of
-                     ``child=``, record ``exiting``, exit 0)
+                     ``child=``, record ``exiting``, exit 0), ``code:N`` (record SIG and
+                     ``exiting``, exit N), ``exists:PATH`` (record ``SIG exists=True|False``
+                     for PATH, then ``exiting``, exit 0)
   child=NAME2        start ``kid.py EVENTS NAME2 on=TERM:exit forever`` in our process group
                      and wait for its start record
   daemon=NAME2       double fork ``kid.py EVENTS NAME2 on=TERM:slow:0.3 forever`` (re-parented
@@ -31,6 +33,9 @@ It records ``start pid=P pgid=G`` first, then runs the ACTIONs in order:
   info=PATH          write JSON (pid, uid, gid, groups, cwd, env, stdin target) to PATH
   env=VAR            record ``env VAR=<value>`` (or ``env VAR unset``)
   exit=N             record ``exit N`` and exit with N
+  kill=SIG           send SIG to itself
+  crashonce=STAMP,F  the first run (STAMP does not exist): create STAMP, wait for STAMP.go,
+                     remove F, record ``exit 1`` and exit 1; later runs go on
   forever            sleep until a signal ends it
 
 Without ``exit=`` or ``forever`` it records ``exit 0`` at the end and exits 0.
@@ -86,7 +91,14 @@ def me(name: str, *actions: str) -> list[str]:
 
 def handler_for(signame: str, mode: str):  # type: ignore[no-untyped-def]
     def handle(signum: int, frame: object) -> None:
+        if mode.startswith("exists:"):
+            record(f"{signame} exists={os.path.exists(mode[7:])}")
+            record("exiting")
+            leave(0)
         record(signame)
+        if mode.startswith("code:"):
+            record("exiting")
+            leave(int(mode[5:]))
         if mode == "ignore":
             return
         if mode == "second":
@@ -235,6 +247,19 @@ def main() -> None:
         elif key == "exit":
             record(f"exit {value}")
             leave(int(value))
+        elif key == "kill":
+            os.kill(os.getpid(), getattr(signal, "SIG" + value))
+            time.sleep(5)
+        elif key == "crashonce":
+            stamp, remove = value.split(",")
+            if not os.path.exists(stamp):
+                with open(stamp, "w"):
+                    pass
+                while not os.path.exists(stamp + ".go"):
+                    time.sleep(0.005)
+                os.unlink(remove)
+                record("exit 1")
+                leave(1)
         elif key == "forever":
             while True:
                 time.sleep(3600)
