@@ -171,7 +171,7 @@ async def test_the_supervisor_handle_end_to_end(kids: Children) -> None:
     config = Config(
         processes=[
             kids.spec("cache", restart="on-failure"),
-            kids.spec("setup", command=[PY, "-c", "pass"], oneshot=True, ready=None),
+            ProcessSpec(name="setup", command=[PY, "-c", "pass"], oneshot=True),
             kids.spec("app", main=True, after={"cache": "ready", "setup": "completed"}),
         ],
         shutdown_timeout=20,
@@ -272,7 +272,12 @@ async def test_stop_and_restart_of_a_stopped_process(kids: Children) -> None:
 async def test_wait_ready_raises_when_the_process_cannot_become_ready(kids: Children) -> None:
     config = Config(
         processes=[
-            ProcessSpec(name="bad", command=[PY, "-c", "raise SystemExit(4)"], on_failure="ignore"),
+            ProcessSpec(
+                name="bad",
+                command=[PY, "-c", "import time; time.sleep(0.3); raise SystemExit(4)"],
+                ready={"file": "/nonexistent/never"},
+                on_failure="ignore",
+            ),
             kids.spec("dep", after={"bad": "ready"}, on_failure="ignore"),
             kids.spec("ok"),
         ],
@@ -819,7 +824,7 @@ async def test_fake_status_states(autojump_clock: MockClock) -> None:
         processes=[
             ProcessSpec(name="web", command="web", ready={"exec": ["probe"], "interval": 1}),
             ProcessSpec(name="worker", command="worker", after={"web": "ready"}, stop_timeout=5),
-            ProcessSpec(name="bad", command="bad", on_failure="ignore"),
+            ProcessSpec(name="bad", command="bad", ready={"exec": ["badprobe"]}, on_failure="ignore"),
             ProcessSpec(name="never", command="never", after={"bad": "ready"}, on_failure="ignore"),
         ],
         shutdown_timeout=30,
@@ -830,6 +835,7 @@ async def test_fake_status_states(autojump_clock: MockClock) -> None:
             "probe": [Behaviour.exits(1, after=0.5), Behaviour.exits(1, after=0.5), Behaviour.exits(0, after=0.5)],
             "worker": Behaviour.stubborn(),
             "bad": Behaviour.exits(2, after=1),
+            "badprobe": Behaviour.exits(1, after=0.1),
         },
         config=config,
     )
@@ -840,7 +846,7 @@ async def test_fake_status_states(autojump_clock: MockClock) -> None:
         st = sup.status()
         assert st["web"].state == "running"  # started, probe not passed yet
         assert st["worker"].state == "waiting"
-        assert st["bad"].state in ("running", "ready")
+        assert st["bad"].state == "running"
         await sup.wait_ready("web")
         await sup.wait_ready("worker")
         await trio.sleep(5)

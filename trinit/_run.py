@@ -89,7 +89,9 @@ def _run(
     try:
         code = trio.run(sup.run)
     except BaseException as exc:  # the supervisor has already stopped everything it could
-        log.error("internal_error", f"trinit failed: {exc!r}")
+        from ._supervisor import describe_error
+
+        log.error("internal_error", f"trinit exits after an internal error: {describe_error(exc)}")
         if os_layer.is_pid1 or prestarted:
             os_layer.last_resort_stop(None)
         code = INTERNAL_ERROR

@@ -536,7 +536,13 @@ class Supervisor:
     async def _emergency_stop(self, exc: BaseException) -> None:
         """trinit itself failed: still stop every process within the budget, then re-raise."""
         if not isinstance(exc, (trio.Cancelled, KeyboardInterrupt)) and not _only_cancelled(exc):
-            self.log.error("internal_error", f"internal error: {exc!r}; stopping every process")
+            self.log.error(
+                "internal_error", f"internal error: {describe_error(exc)}; stopping every process (please report this)"
+            )
+            if self.log.enabled("debug"):
+                import traceback
+
+                self.log.debug("traceback", "".join(traceback.format_exception(exc)).rstrip())
         self.shutting_down = True
         live = [r.handle for r in self._runners.values() if r.handle is not None and not r.handle.exited]
         for h in live:
@@ -662,6 +668,13 @@ class Supervisor:
             return self._runners[name]
         except KeyError:
             raise KeyError(f"no process named {name!r}; known: {', '.join(self._runners)}") from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """``RuntimeError: what`` for the real errors inside (possibly nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_error(e) for e in exc.exceptions if not _only_cancelled(e))
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _only_cancelled(exc: BaseException) -> bool:

@@ -110,7 +110,7 @@ def test_dependency_failing_under_ignore_skips_the_dependent(h, ev) -> None:  # 
 def test_skipped_dependent_counts_as_failed_under_its_own_on_failure(h, ev) -> None:  # type: ignore[no-untyped-def]
     cfg = toml_config(
         {
-            "dep": {"command": ev.kid("dep", "exit=3"), "oneshot": True, "on_failure": "ignore"},
+            "dep": {"command": ev.kid("dep", "sleep=0.5", "exit=3"), "oneshot": True, "on_failure": "ignore"},
             "d2": {"command": ev.kid("d2", "forever"), "after": {"dep": "completed"}},
             "svc": {"command": ev.kid("svc", "on=TERM:exit", "forever")},
         }
