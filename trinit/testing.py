@@ -481,6 +481,10 @@ class FakeOS(RealOS):
         for proc in members:
             self._deliver(proc, sent)
 
+    def last_resort_stop(self, pid: int | None, budget: float = 5.0) -> None:
+        """Recorded only: the real one blocks outside trio, which a fake run never needs."""
+        self.calls.append(("last_resort_stop", (pid,)))
+
     def kill_all(self, sig: int) -> int:
         """Signal every process not yet reaped; as PID 1 returns -1, like RealOS."""
         members = [p for p in self.processes.values() if not p.reaped]
