@@ -315,9 +315,10 @@ class Supervisor:
     # -- signals ----------------------------------------------------------------------------------
 
     def _on_signal(self, received: int, passed: int) -> None:
-        if received in SHUTDOWN or received == self.options.pdeathsig:
+        # -p's signal comes here too, handled exactly as if a user had sent it.
+        if received in SHUTDOWN:
             if not self.shutting_down:
-                self._stop_signal = passed if passed in SHUTDOWN or received in SHUTDOWN else None
+                self._stop_signal = passed
                 self.request_shutdown(f"received {signal_name(received)}")
             elif received == signal.SIGINT:
                 self.log.warning("forced", "received SIGINT during the shutdown: skipping the remaining grace")
