@@ -687,7 +687,63 @@ async def test_handle_signals_and_reap_orphans_on_the_main_thread(tmp_path: Path
     assert "orphan gone" in lines, output
     assert code == 0, output
     # SIGTERM began the shutdown: main first (with the signal that began it), then cache.
-    assert kids.events(["TERM", "exit"]) == [("app", "TERM"), ("app", "exit"), ("cache", "TERM"), ("cache", "exit")]
+    assert kids.events(["TERM", "exit"]) == [
+        ("app", "TERM"),
+        ("app", "exit"),
+        ("cache", "TERM"),
+        ("cache", "exit"),
+    ]
+    assert_gone([pid for _, _, pid in kids.records()])
+
+
+async def test_ctrl_c_in_a_plain_trio_program_stops_the_processes_gracefully(
+    tmp_path: Path, kids: Children
+) -> None:
+    """Library mode leaves Ctrl-C to trio: KeyboardInterrupt leaves the block, which shuts down."""
+    script = _script(
+        tmp_path,
+        """
+        import sys
+        import trio, trinit
+
+        child, record = sys.argv[1], sys.argv[2]
+
+        def spec(name, **keys):
+            return trinit.ProcessSpec(
+                name=name, command=[sys.executable, child, name, record, "term_delay=0.2"],
+                ready={"log": "^ready$", "interval": 0.01}, output="null", **keys)
+
+        config = trinit.Config(processes=[spec("db"), spec("app", after=["db"])], shutdown_timeout=20)
+
+        async def main():
+            async with trinit.open_supervisor(config) as sup:
+                await sup.wait_ready("app")
+                print("READY", flush=True)
+                await trio.sleep_forever()
+
+        def leaves(exc):
+            if isinstance(exc, BaseExceptionGroup):
+                return [name for e in exc.exceptions for name in leaves(e)]
+            return [type(exc).__name__]
+
+        try:
+            trio.run(main)
+        except BaseException as exc:  # (a group until the library unwraps it: see above)
+            print("raised", *leaves(exc), flush=True)
+            sys.exit(9)
+        """,
+    )
+    code, output = await _run_script(
+        script, kids, ready=lambda: "READY" in script.with_suffix(".out").read_text(), sig=INT
+    )
+    assert code == 9, output
+    assert "raised KeyboardInterrupt" in output, output
+    assert kids.events(["TERM", "exit", "INT"]) == [
+        ("app", "TERM"),
+        ("app", "exit"),
+        ("db", "TERM"),
+        ("db", "exit"),
+    ], output
     assert_gone([pid for _, _, pid in kids.records()])
 
 
@@ -785,6 +841,56 @@ async def test_fake_stop_one_process_while_others_run(autojump_clock: MockClock)
     assert [(s.name, s.time - t1) for s in fake.signals if s.signal == TERM][1:] == [("app", 0), ("db", 3)]
 
 
+async def test_fake_stop_of_a_process_that_has_not_started(autojump_clock: MockClock) -> None:
+    """stop() of a process still waiting for its dependencies: it never starts, and its status
+    no longer says "waiting" (it is final: wait_ready raises)."""
+    config = Config(
+        processes=[
+            ProcessSpec(name="db", command="db", ready={"exec": ["probe"], "interval": 1}),
+            ProcessSpec(name="app", command="app", after=["db"]),
+        ]
+    )
+    fake = FakeOS(
+        {"db": Behaviour.forever(), "probe": [Behaviour.exits(1)] * 3 + [Behaviour.exits(0)]}, config=config
+    )
+    sup = make_supervisor(config, fake)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.sleep(0.5)
+        assert sup.status()["app"].state == "waiting"
+        await sup.stop("app")
+        await sup.wait_ready("db")
+        await trio.sleep(10)
+        assert fake.spawns_of("app") == []
+        with pytest.raises(trinit.TrinitError):
+            await sup.wait_ready("app")
+        assert sup.status()["app"].state in ("exited", "skipped"), sup.status()["app"]
+        sup.request_shutdown("test")
+
+
+async def test_fake_stop_during_a_restart_delay(autojump_clock: MockClock) -> None:
+    config = Config(
+        processes=[
+            ProcessSpec(name="flaky", command="flaky", restart="on-failure", restart_delay=5),
+            ProcessSpec(name="other", command="other"),
+        ]
+    )
+    fake = FakeOS({"flaky": Behaviour.exits(1, after=1), "other": Behaviour.forever()}, config=config)
+    sup = make_supervisor(config, fake)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.sleep(2)  # flaky exited at 1 and waits until 6 to restart
+        assert sup.status()["flaky"].restarts == 1 and sup.status()["flaky"].pid is None
+        await sup.stop("flaky")
+        await trio.sleep(30)
+        assert len(fake.spawns_of("flaky")) == 1
+        st = sup.status()["flaky"]
+        assert st.state == "exited" and st.last_exit == trinit.ExitStatus(code=1)
+        assert sup.status()["other"].state == "ready"
+        sup.request_shutdown("test")
+        assert await sup.wait() == 0
+
+
 async def test_fake_stop_kills_after_stop_timeout(autojump_clock: MockClock) -> None:
     config = Config(processes=[ProcessSpec(name="stub", command="stub", stop_timeout=4)])
     fake = FakeOS({"stub": Behaviour.stubborn()}, config=config)
@@ -832,7 +938,11 @@ async def test_fake_status_states(autojump_clock: MockClock) -> None:
     fake = FakeOS(
         {
             "web": Behaviour.forever(),
-            "probe": [Behaviour.exits(1, after=0.5), Behaviour.exits(1, after=0.5), Behaviour.exits(0, after=0.5)],
+            "probe": [
+                Behaviour.exits(1, after=0.5),
+                Behaviour.exits(1, after=0.5),
+                Behaviour.exits(0, after=0.5),
+            ],
             "worker": Behaviour.stubborn(),
             "bad": Behaviour.exits(2, after=1),
             "badprobe": Behaviour.exits(1, after=0.1),
@@ -942,7 +1052,7 @@ async def _loadgen(tmp_path: Path, *args: str, sig: int | None) -> tuple[int, st
         with trio.fail_after(60):
             if sig is not None:
                 await until(
-                    lambda: "running" in out.read_text() or proc.poll() is not None,
+                    lambda: "workers running" in out.read_text() or proc.poll() is not None,
                     timeout=30,
                     what="loadgen to start its workers",
                 )

@@ -61,13 +61,24 @@ async def open_supervisor(
         with trio.CancelScope(shield=True):
             await sup.run(task_status=task_status)
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(run_shielded)
-        try:
-            yield sup
-        finally:
-            sup.request_shutdown("the open_supervisor() block was left")
-            with trio.CancelScope(shield=True), trio.move_on_after(
-                config.shutdown_timeout + _GRACE_AFTER_BUDGET
-            ):
-                await sup.finished.wait()
+    raised: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_shielded)
+            try:
+                yield sup
+            except BaseException as exc:
+                raised = exc
+                raise
+            finally:
+                sup.request_shutdown("the open_supervisor() block was left")
+                with trio.CancelScope(shield=True), trio.move_on_after(
+                    config.shutdown_timeout + _GRACE_AFTER_BUDGET
+                ):
+                    await sup.finished.wait()
+                    await trio.to_thread.run_sync(sup.log.close, 1.0)
+    except BaseExceptionGroup as group:
+        # What the block raised comes out as itself, not wrapped by our nursery.
+        if raised is not None and len(group.exceptions) == 1 and group.exceptions[0] is raised:
+            raise raised from raised.__cause__
+        raise

@@ -174,6 +174,10 @@ class Runner:
         try:
             if await self._await_start():
                 await self._attempts()
+            elif not self.final:  # stopped, or the shutdown began, before it could start
+                why = "it was stopped" if self._stop_requested else "the shutdown began"
+                self.host.log.info("skipped", f"was not started: {why} before it could start", process=self.name)
+                self._finish("skipped")
         finally:
             if self.handle is None:
                 self._finish()
@@ -381,7 +385,8 @@ class Runner:
         self.last_status = status
         self.handle = None
         self.ready = False
-        level: Level = "info" if self._stop_requested or self._success(status) else "warning"
+        caused_by_us = self._stop_requested or self._restart_requested
+        level: Level = "info" if caused_by_us or self._success(status) else "warning"
         self.host.log.log(
             level,
             "exited",

@@ -53,7 +53,31 @@ def test_after_ready_waits_for_a_real_tcp_listener(h, ev) -> None:  # type: igno
     ev.wait("web", "start", run=run)
     assert ev.t("web", "start") > ev.t("app", "listening") > ev.t("app", "start") + S // 2
     assert log_line(run, r"app \(pid \d+\) is ready")
+    # a process group of its own
+    pid, pgid = (int(x.split("=")[1]) for x in ev.of("web", "start")[0].what.split()[1:3])
+    assert pid == pgid
     stop(run)
+
+
+def test_nothing_starts_once_the_shutdown_began(h, ev) -> None:  # type: ignore[no-untyped-def]
+    cfg = toml_config(
+        {
+            "app": {
+                "command": ev.kid("app", "on=TERM:exit", "forever"),
+                "ready": {"tcp": "127.0.0.1:8003", "interval": 0.05},
+            },
+            "dep": {"command": ev.kid("dep", "forever"), "after": {"app": "ready"}},
+            "job": {"command": ev.kid("job", "exit=0"), "oneshot": True, "after": {"app": "started"}},
+        }
+    )
+    run = h.run_config(cfg)
+    ev.wait("app", "start", run=run)
+    ev.wait("job", "exit 0", run=run)
+    wait_trinit(run)
+    sent = now_ns()
+    stop(run)
+    assert (now_ns() - sent) / S < 3
+    assert ev.of("dep") == []
 
 
 def test_started_completed_and_independent_starts(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -123,6 +147,83 @@ def test_skipped_dependent_counts_as_failed_under_its_own_on_failure(h, ev) -> N
     assert ev.of("svc", "TERM")
 
 
+# --- oneshots --------------------------------------------------------------------------------
+
+
+def test_oneshot_timeout_stop_signal_grace_then_sigkill(h, ev) -> None:  # type: ignore[no-untyped-def]
+    cfg = toml_config(
+        {
+            "job": {
+                "command": ev.kid("job", "on=INT:ignore", "on=TERM:ignore", "forever"),
+                "oneshot": True,
+                "timeout": 0.5,
+                "stop_signal": "INT",
+                "stop_timeout": 0.3,
+            },
+            "svc": {"command": ev.kid("svc", "on=TERM:exit", "forever")},
+        }
+    )
+    run = h.run_config(cfg)
+    # the timeout is a failure without an exit: on_failure = "shutdown" fixes the code to 1
+    assert run.wait(20) == 1, run.stderr()
+    began = ev.t("job", "start")
+    assert ev.t("job", "INT") > began + int(0.4 * S)
+    assert ev.of("job", "TERM") == []
+    assert log_line(run, r"job .*timeout")
+    assert "0.3" in log_line(run, r"job .*SIGKILL")
+    assert ev.t("svc", "TERM") > ev.t("job", "INT") + int(0.25 * S)  # the shutdown came after the kill
+
+
+def test_main_timeout_exits_1(h, ev) -> None:  # type: ignore[no-untyped-def]
+    cfg = toml_config(
+        {"app": {"command": ev.kid("app", "on=TERM:code:0", "forever"), "main": True, "timeout": 0.5}}
+    )
+    run = h.run_config(cfg)
+    assert run.wait(20) == 1, run.stderr()
+    assert ev.t("app", "TERM") > ev.t("app", "start") + int(0.4 * S)
+
+
+def test_oneshot_retries_until_success(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = toml_config(
+        {
+            "job": {
+                "command": ev.kid("job", f"failtimes={tmp_path / 'job.runs'}:2", "exit=0"),
+                "oneshot": True,
+                "retries": 2,
+                "restart_delay": 0.1,
+            },
+            "app": {"command": ev.kid("app", "exit=0"), "main": True, "after": ["job"]},
+        }
+    )
+    run = h.run_config(cfg)
+    assert run.wait(20) == 0, run.stderr()
+    assert [e.what for e in ev.of("job", "exit")] == ["exit 1", "exit 1", "exit 0"]
+    assert ev.t("app", "start") > ev.t("job", "exit 0")
+
+
+def test_oneshot_out_of_retries_under_ignore(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = toml_config(
+        {
+            "job": {
+                "command": ev.kid("job", f"failtimes={tmp_path / 'job.runs'}:5", "exit=0"),
+                "oneshot": True,
+                "retries": 1,
+                "restart_delay": 0.1,
+                "on_failure": "ignore",
+            },
+            "after_job": {"command": ev.kid("after_job", "exit=0"), "oneshot": True, "after": ["job"]},
+            "app": {"command": ev.kid("app", "on=TERM:exit", "forever"), "main": True},
+        }
+    )
+    run = h.run_config(cfg)
+    line = wait_log(run, r"after_job .*skipped")  # it counts as failed: on_failure = "shutdown"
+    assert "job" in line
+    assert run.wait(20) == 1, run.stderr()
+    assert [e.what for e in ev.of("job", "exit")] == ["exit 1", "exit 1"]
+    assert ev.of("after_job") == []
+    assert ev.of("app", "TERM")
+
+
 # --- restarts ---------------------------------------------------------------------------------
 
 
@@ -162,8 +263,14 @@ def test_restarted_process_is_not_ready_until_its_probe_passes_again(h, ev, tmp_
         {
             "cache": {
                 "command": ev.kid(
-                    "cache", "on=TERM:exit", f"rm={ok}", "sleep=0.5", f"touch={ok}", "mark=touched",
-                    f"crashonce={stamp},{ok}", "forever",
+                    "cache",
+                    "on=TERM:exit",
+                    f"rm={ok}",
+                    "sleep=0.5",
+                    f"touch={ok}",
+                    "mark=touched",
+                    f"crashonce={stamp},{ok}",
+                    "forever",
                 ),
                 "ready": {"file": str(ok), "interval": 0.02},
                 "restart": "on-failure",
@@ -182,7 +289,9 @@ def test_restarted_process_is_not_ready_until_its_probe_passes_again(h, ev, tmp_
     touched = ev.wait("cache", "touched", count=2)[1].ns
     assert gone < touched <= back
     log = run.stderr()
-    assert log.count("cache") and len([ln for ln in log.splitlines() if "cache" in ln and "is ready" in ln]) == 2
+    assert (
+        log.count("cache") and len([ln for ln in log.splitlines() if "cache" in ln and "is ready" in ln]) == 2
+    )
     assert log.rindex("is ready") > log.index("restarting")
     # the dependent was left running: started once, never signalled
     assert len(ev.of("web", "start")) == 1
@@ -326,7 +435,11 @@ def test_exit_code_is_the_main_process_status(h, ev, actions, extra, code) -> No
     cfg = toml_config(
         {
             "side": {"command": ev.kid("side", "on=TERM:exit", "forever")},
-            "app": {"command": ev.kid("app", "waitfile=" + str(ev.path) + ".go", *actions), "main": True, **extra},
+            "app": {
+                "command": ev.kid("app", "waitfile=" + str(ev.path) + ".go", *actions),
+                "main": True,
+                **extra,
+            },
         }
     )
     run = h.run_config(cfg)
@@ -410,7 +523,12 @@ def test_sigint_during_shutdown_forces_it(h, ev) -> None:  # type: ignore[no-unt
     cfg = toml_config(
         {
             "stubborn": {"command": ev.kid("stubborn", "on=TERM:ignore", "forever"), "stop_timeout": 30},
-            "late": {"command": ev.kid("late", "exit=0"), "oneshot": True, "phase": "stop", "after": ["stubborn"]},
+            "late": {
+                "command": ev.kid("late", "exit=0"),
+                "oneshot": True,
+                "phase": "stop",
+                "after": ["stubborn"],
+            },
         },
         shutdown_timeout=60,
     )
@@ -437,10 +555,17 @@ def test_ready_file_created_when_everything_is_up_removed_at_shutdown(h, ev, tmp
     cfg = toml_config(
         {
             "app": {
-                "command": ev.kid("app", f"on=TERM:exists:{ready_file}", "sleep=0.3", "listen=8002", "forever"),
+                "command": ev.kid(
+                    "app", f"on=TERM:exists:{ready_file}", "sleep=0.3", "listen=8002", "forever"
+                ),
                 "ready": {"tcp": "127.0.0.1:8002", "interval": 0.05},
             },
             "migrate": {"command": ev.kid("migrate", "sleep=0.8", "exit=0"), "oneshot": True},
+            "optional": {
+                "command": ev.kid("optional", "sleep=0.5", "exit=2"),
+                "oneshot": True,
+                "on_failure": "ignore",
+            },
         },
         ready_file="up/ready",  # relative to the config's folder
     )
@@ -448,6 +573,7 @@ def test_ready_file_created_when_everything_is_up_removed_at_shutdown(h, ev, tmp
     seen = wait_for(lambda: ready_file.exists() and now_ns(), message="ready_file")
     assert seen > ev.t("migrate", "exit 0")
     assert seen > ev.t("app", "listening")
+    assert seen > ev.t("optional", "exit 2")  # failed under "ignore": counts as up
     stop(run)
     assert ev.of("app", "TERM exists=False"), ev.dump()  # removed when the shutdown began
     assert not ready_file.exists()

@@ -99,9 +99,9 @@ def test_forwarded_signals_reach_the_main_in_order(h, as_pid1):
     assert run.wait() == 143
 
 
-def test_forwarding_preserves_order_back_to_back(h, as_pid1):
-    """Distinct signals sent in one burst: all arrive (standard ones may be reordered by the
-    kernel's delivery order, so only the set is checked; real-time signals queue in order)."""
+def test_signals_sent_back_to_back_all_arrive(h, as_pid1):
+    """Distinct signals sent in one burst: none is lost (their order is the kernel's delivery
+    order, lowest number first for standard signals, so only the set is checked)."""
     run, rec = start_main(h, pid1=as_pid1)
     burst = [S.SIGUSR1, S.SIGUSR2, S.SIGHUP, S.SIGWINCH]
     for sig in burst:
@@ -215,7 +215,7 @@ def _send_while_starting(h, sig, *, pid1: bool, command=("sleep", "30")):
     return run, still_starting
 
 
-@pytest.mark.parametrize("attempt", range(4))
+@pytest.mark.parametrize("attempt", range(2))
 def test_sigterm_while_starting_is_held_and_shuts_down(h, as_pid1, attempt):
     run, _ = _send_while_starting(h, S.SIGTERM, pid1=as_pid1)
     # the main process got the SIGTERM: its status is trinit's
@@ -224,14 +224,14 @@ def test_sigterm_while_starting_is_held_and_shuts_down(h, as_pid1, attempt):
     assert "main" in run.stderr() and "SIGTERM" in run.stderr()
 
 
-@pytest.mark.parametrize("attempt", range(4))
+@pytest.mark.parametrize("attempt", range(2))
 def test_forwarded_signal_while_starting_reaches_the_main(h, as_pid1, attempt):
     # sleep dies of SIGUSR1 (default action): 128 + 10; a lost SIGUSR1 leaves it sleeping 30 s
     run, _ = _send_while_starting(h, S.SIGUSR1, pid1=as_pid1)
     assert run.wait(10) == 138, run.stderr()
 
 
-@pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.parametrize("attempt", range(2))
 def test_sigterm_after_the_main_started_but_before_trinit_is_up(h, as_pid1, attempt):
     """The main process (started before trio is imported) is already listening; trinit is not
     up yet. The SIGTERM must still be the main's stop signal: it dies of it, trinit exits 143,

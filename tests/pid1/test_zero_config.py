@@ -126,8 +126,8 @@ def test_bad_environment_value_is_a_usage_error(h):
         (["-e", "137"], "kill -TERM $$; sleep 10", 143),
     ],
 )
-def test_success_exit_maps_a_code_to_0(h, as_pid1, options, command, expected):
-    run = h.start([*options, "--", "sh", "-c", command], pid1=as_pid1)
+def test_success_exit_maps_a_code_to_0(h, options, command, expected):
+    run = h.start([*options, "--", "sh", "-c", command], pid1=False)
     assert run.wait() == expected, run.stderr()
 
 
@@ -352,14 +352,14 @@ def test_pdeathsig_without_parent_death_does_nothing(h, as_pid1):
     assert run.wait() == 5
 
 
-@pytest.mark.parametrize("options", [["-s"], ["--subreaper"]])
-def test_subreaper_flag_is_accepted(h, as_pid1, options):
-    run = h.start([*options, "--", "sh", "-c", "exit 4"], pid1=as_pid1)
+def test_subreaper_flag_is_accepted(h, as_pid1):
+    run = h.start(["-s", "--", "sh", "-c", "exit 4"], pid1=as_pid1)
     assert run.wait() == 4, run.stderr()
 
 
-def test_subreaper_env_is_accepted(h, as_pid1):
-    run = h.start(["--", "sh", "-c", "exit 4"], pid1=as_pid1, env={"TRINIT_SUBREAPER": "1"})
+@pytest.mark.parametrize(("options", "env"), [(["--subreaper"], None), ([], {"TRINIT_SUBREAPER": "1"})])
+def test_subreaper_long_flag_and_env_are_accepted(h, options, env):
+    run = h.start([*options, "--", "sh", "-c", "exit 4"], pid1=False, env=env)
     assert run.wait() == 4, run.stderr()
 
 
@@ -372,26 +372,26 @@ def test_verbose_logs_debug_lines(h, as_pid1):
     assert "orphan" in run.stderr()
 
 
-def test_verbosity_env_is_like_v(h, as_pid1):
-    run = h.start(["--", *ORPHAN_CMD], pid1=as_pid1, env={"TRINIT_VERBOSITY": "1"})
+def test_verbosity_env_is_like_v(h):
+    run = h.start(["--", *ORPHAN_CMD], pid1=False, env={"TRINIT_VERBOSITY": "1"})
     assert run.wait() == 0
     assert "orphan" in run.stderr()
-    run = h.start(["--", *ORPHAN_CMD], pid1=as_pid1)
+    run = h.start(["--", *ORPHAN_CMD], pid1=False)
     assert run.wait() == 0
     assert "orphan" not in run.stderr(), "orphan lines are debug: hidden by default"
     assert "started" in run.stderr()
 
 
-def test_quiet_hides_info_lines(h, as_pid1):
-    run = h.start(["-q", "--", "sh", "-c", "echo out; echo err >&2; exit 0"], pid1=as_pid1)
+def test_quiet_hides_info_lines(h):
+    run = h.start(["-q", "--", "sh", "-c", "echo out; echo err >&2; exit 0"], pid1=False)
     assert run.wait() == 0
     assert run.stderr() == "err\n"
     assert run.stdout() == "out\n"
-    run = h.start(["--", "true"], pid1=as_pid1, env={"TRINIT_VERBOSITY": "-1"})
+    run = h.start(["--", "true"], pid1=False, env={"TRINIT_VERBOSITY": "-1"})
     assert run.wait() == 0
     assert run.stderr() == ""
     # -q keeps what matters: a failure to start
-    run = h.start(["-q", "--", "no-such-command-trinit-test"], pid1=as_pid1)
+    run = h.start(["-q", "--", "no-such-command-trinit-test"], pid1=False)
     assert run.wait() == 127
     assert "no-such-command-trinit-test" in run.stderr()
 

@@ -16,7 +16,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -139,14 +139,22 @@ class OrchHarness(Harness):
         net: bool = True,
         env: dict[str, str] | None = None,
         folder: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> Trinit:
         folder = folder or self.tmp
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"trinit-{self._count + 1}.toml"
         path.write_text(config)
-        return self.start_net(["-c", str(path), *args], net=net, env=env)
+        return self.start_net(["-c", str(path), *args], net=net, env=env, preexec_fn=preexec_fn)
 
-    def start_net(self, args: Iterable[str], *, net: bool = True, env: dict[str, str] | None = None) -> Trinit:
+    def start_net(
+        self,
+        args: Iterable[str],
+        *,
+        net: bool = True,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> Trinit:
         require_namespaces()
         self._count += 1
         stderr_path = self.tmp / f"trinit-{self._count}.stderr"
@@ -157,7 +165,13 @@ class OrchHarness(Harness):
         argv += [TRINIT, *args]
         with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=clean_env(env), cwd=self.tmp
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=clean_env(env),
+                cwd=self.tmp,
+                preexec_fn=preexec_fn,
             )
         run = Trinit(proc, pid1=True, stderr_path=stderr_path, stdout_path=stdout_path)
         self.runs.append(run)

@@ -7,7 +7,8 @@ Every line it records is appended (one ``write``, O_APPEND) to the file EVENTS a
 CLOCK_MONOTONIC is shared across PID namespaces, so the tests compare these timestamps with
 each other and with their own ``time.monotonic_ns()``.
 
-It records ``start pid=P pgid=G`` first, then runs the ACTIONs in order:
+It installs the handlers of its ``on=`` actions, records ``start pid=P pgid=G``, then runs the
+other ACTIONs in order:
 
   sleep=S            sleep S seconds
   mark=WHAT          record WHAT
@@ -34,6 +35,7 @@ It records ``start pid=P pgid=G`` first, then runs the ACTIONs in order:
   env=VAR            record ``env VAR=<value>`` (or ``env VAR unset``)
   exit=N             record ``exit N`` and exit with N
   kill=SIG           send SIG to itself
+  failtimes=PATH:N   count the runs in PATH; the first N runs record ``exit 1`` and exit 1
   crashonce=STAMP,F  the first run (STAMP does not exist): create STAMP, wait for STAMP.go,
                      remove F, record ``exit 1`` and exit 1; later runs go on
   forever            sleep until a signal ends it
@@ -195,10 +197,19 @@ def daemon(name: str) -> None:
 
 
 def main() -> None:
-    record(f"start pid={os.getpid()} pgid={os.getpgid(0)}")
-    for action in sys.argv[3:]:
+    actions = sys.argv[3:]
+    # Handlers first: once ``start`` is recorded, every signal the kid handles is handled.
+    for action in actions:
         key, _, value = action.partition("=")
-        if key == "sleep":
+        if key == "on":
+            sig, _, mode = value.partition(":")
+            signal.signal(getattr(signal, "SIG" + sig), handler_for(sig, mode))
+    record(f"start pid={os.getpid()} pgid={os.getpgid(0)}")
+    for action in actions:
+        key, _, value = action.partition("=")
+        if key == "on":
+            pass
+        elif key == "sleep":
             time.sleep(float(value))
         elif key == "mark":
             record(value)
@@ -231,9 +242,6 @@ def main() -> None:
             spam(int(value))
         elif key == "spamterm":
             spam(None)
-        elif key == "on":
-            sig, _, mode = value.partition(":")
-            signal.signal(getattr(signal, "SIG" + sig), handler_for(sig, mode))
         elif key == "child":
             _children.append(subprocess.Popen(me(value, "on=TERM:exit", "forever"), stdin=subprocess.DEVNULL))
             wait_record(value, "start")
@@ -258,6 +266,18 @@ def main() -> None:
                 while not os.path.exists(stamp + ".go"):
                     time.sleep(0.005)
                 os.unlink(remove)
+                record("exit 1")
+                leave(1)
+        elif key == "failtimes":
+            path, times = value.rsplit(":", 1)
+            try:
+                with open(path) as f:
+                    runs = int(f.read() or 0)
+            except FileNotFoundError:
+                runs = 0
+            with open(path, "w") as f:
+                f.write(str(runs + 1))
+            if runs < int(times):
                 record("exit 1")
                 leave(1)
         elif key == "forever":
