@@ -268,6 +268,16 @@ class RealOS:
                 todo.append(child)
         return found
 
+    def describe(self, pid: int) -> str:
+        """``pid 7 (sleep 1000)``: a process for a log line, from /proc."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return f"pid {pid}"
+        text = " ".join(a.decode(errors="replace") for a in argv if a)
+        return f"pid {pid} ({text[:60]}{'…' if len(text) > 60 else ''})" if text else f"pid {pid}"
+
     # -- waiting ----------------------------------------------------------------------------
 
     def wait_any(self) -> tuple[int, int] | None:

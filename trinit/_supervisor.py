@@ -463,6 +463,9 @@ class Supervisor:
                 for r in self._runners.values()
                 if r.handle is not None and not r.handle.exited
             ]
+            if not holding and self.watcher is not None and self.watcher.reaps_orphans:
+                left = self.os.descendants()
+                holding = [self.os.describe(pid) for pid in left[:10]] + (["…"] if len(left) > 10 else [])
             what = ", ".join(holding) or "processes left behind by the supervised ones"
             self.log.error(
                 "shutdown_timeout",

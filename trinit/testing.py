@@ -485,6 +485,10 @@ class FakeOS(RealOS):
         """Recorded only: the real one blocks outside trio, which a fake run never needs."""
         self.calls.append(("last_resort_stop", (pid,)))
 
+    def describe(self, pid: int) -> str:
+        proc = self.processes.get(pid)
+        return f"pid {pid} ({proc.name})" if proc is not None else f"pid {pid}"
+
     def kill_all(self, sig: int) -> int:
         """Signal every process not yet reaped; as PID 1 returns -1, like RealOS."""
         members = [p for p in self.processes.values() if not p.reaped]

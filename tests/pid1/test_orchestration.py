@@ -11,6 +11,7 @@ and the tests assert the order of those timestamps (never absolute speeds).
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -233,7 +234,7 @@ def test_on_failure_restarts_with_growing_backoff_then_max_restarts(h, ev) -> No
             "side": {
                 "command": ev.kid("side", "exit=7"),
                 "restart": "on-failure",
-                "restart_delay": 0.2,
+                "restart_delay": 0.3,
                 "restart_delay_max": 10,
                 "max_restarts": 3,
             },
@@ -247,10 +248,10 @@ def test_on_failure_restarts_with_growing_backoff_then_max_restarts(h, ev) -> No
     exits = [e.ns for e in ev.of("side", "exit 7")]
     assert len(starts) == 4 and len(exits) == 4, ev.dump()
     gaps = [(starts[i + 1] - exits[i]) / S for i in range(3)]
-    # delays 0.2, 0.4, 0.8 (+ a constant start-up overhead): each gap clearly longer than the last
-    assert gaps[0] >= 0.18, gaps
-    assert gaps[1] > gaps[0] + 0.1, gaps
-    assert gaps[2] > gaps[1] + 0.2, gaps
+    # delays 0.3, 0.6, 1.2 (+ a start-up overhead): each gap clearly longer than the last
+    assert gaps[0] >= 0.28, gaps
+    assert gaps[1] > gaps[0] + 0.15, gaps
+    assert gaps[2] > gaps[1] + 0.3, gaps
     assert log_line(run, r"side .*giving up")
     assert ev.of("svc", "TERM")
 
@@ -333,7 +334,7 @@ def test_shutdown_in_reverse_order_with_a_stop_job_between(h, ev) -> None:  # ty
     assert ev.of("hup", "TERM") == []
     assert ev.t("hup", "HUP") > ev.t("flush", "exit 0")
     # nothing needed the 5 s grace: trinit left as soon as everything was gone
-    assert took < 3.0, run.stderr()
+    assert took < 4.0, run.stderr()
 
 
 def test_sigkill_after_stop_timeout_is_logged(h, ev) -> None:  # type: ignore[no-untyped-def]
@@ -419,6 +420,27 @@ def test_exhausted_budget_kills_and_names_who_held_it_up(h, ev) -> None:  # type
     assert ev.of("ok", "exiting")
 
 
+def test_exhausted_budget_kills_a_stubborn_leftover(h, ev) -> None:  # type: ignore[no-untyped-def]
+    cfg = toml_config(
+        {"side": {"command": ev.kid("side", "daemon=side.daemon:ignore", "on=TERM:exit", "forever")}},
+        shutdown_timeout=1,
+    )
+    run = h.run_config(cfg)
+    ev.wait("side.daemon", "start", run=run)
+    wait_trinit(run)
+    sent = now_ns()
+    run.send(signal.SIGTERM)
+    assert run.wait(20) == 0, run.stderr()
+    took = (now_ns() - sent) / S
+    assert 0.9 < took < 6, took
+    assert ev.of("side.daemon", "TERM")  # the sweep's SIGTERM, then SIGKILL at the deadline
+    assert ev.of("side.daemon", "exiting") == []
+    # SPEC §5.5: the log names who held the shutdown up; for a leftover that is its pid
+    daemon_pid = ev.of("side.daemon", "start")[0].what.split()[1].split("=")[1]
+    line = log_line(run, r"shutdown_timeout|ran out")
+    assert re.search(rf"\b{daemon_pid}\b", line), line
+
+
 # --- exit codes ---------------------------------------------------------------------------
 
 
@@ -499,6 +521,33 @@ def test_signals_forwarded_to_main_and_forward_signals_only(h, ev) -> None:  # t
     ev.wait("fwd", "HUP")
     time.sleep(0.3)
     assert ev.of("quiet", "USR1") == [] and ev.of("quiet", "HUP") == []
+    stop(run, 0)
+
+
+def test_signals_reach_a_restarted_forwarding_process(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stamp, dummy = tmp_path / "fwd.crashed", tmp_path / "dummy"
+    dummy.touch()
+    cfg = toml_config(
+        {
+            "fwd": {
+                "command": ev.kid(
+                    "fwd", "on=USR1:ignore", "on=TERM:exit", f"crashonce={stamp},{dummy}", "forever"
+                ),
+                "forward_signals": True,
+                "restart": "on-failure",
+                "restart_delay": 0.1,
+            },
+        }
+    )
+    run = h.run_config(cfg)
+    ev.wait("fwd", "start", run=run)
+    wait_trinit(run)
+    Path(f"{stamp}.go").touch()
+    ev.wait("fwd", "start", count=2, run=run)
+    wait_for(lambda: run.stderr().count("fwd (pid") >= 3, message="the second started line")
+    run.send(signal.SIGUSR1)
+    ev.wait("fwd", "USR1")
+    assert ev.t("fwd", "USR1") > ev.t("fwd", "start", 1)
     stop(run, 0)
 
 

@@ -60,7 +60,14 @@ def app_spec(kind: str, ev: Events, tmp: Path) -> dict[str, Any]:
         stream = "err" if kind.endswith("stderr") else "out"
         return {
             "command": ev.kid(
-                "app", term, "out=starting up", "sleep=0.5", "mark=readied", f"{stream}={LINE}", "forever"
+                "app",
+                term,
+                "out=starting up",
+                "sleep=0.5",
+                "mark=readied",
+                f"{stream}={LINE}",
+                "out=later",
+                "forever",
             ),
             "ready": {"log": r"listening on port \d+"},
             "output": "inherit" if "inherit" in kind else "prefix",
@@ -87,13 +94,13 @@ def test_dependent_starts_once_the_probe_passes(h, ev, tmp_path, kind) -> None: 
     assert run.wait(20) == 0, run.stderr()
     out, err = run.stdout().splitlines(), run.log_lines()
     if kind == "log-prefix":
-        assert f"app | {LINE}" in out and "app | starting up" in out
+        assert out == ["app | starting up", f"app | {LINE}", "app | later"], out
         assert LINE not in out
     elif kind == "log-inherit":
         # read for the probe, and still copied on unchanged
-        assert out == ["starting up", LINE], out
+        assert out == ["starting up", LINE, "later"], out
     elif kind == "log-inherit-stderr":
-        assert out == ["starting up"], out
+        assert out == ["starting up", "later"], out
         assert LINE in err, err
 
 

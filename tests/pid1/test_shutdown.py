@@ -8,6 +8,7 @@ makes the main's double-forked grandchild, re-parented to trinit.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -171,7 +172,9 @@ def test_repeated_term_during_shutdown_reaches_the_main_in_its_grace(h, as_pid1)
 
 
 def test_sigint_during_shutdown_skips_the_remaining_grace(h, as_pid1):
-    run, rec = start_main(h, "-t", "30", pid1=as_pid1, main_options=["--term", "ignore", "--orphan", "ignore"])
+    run, rec = start_main(
+        h, "-t", "30", pid1=as_pid1, main_options=["--term", "ignore", "--orphan", "ignore"]
+    )
     orphan = Recorder(h.tmp, "main.orphan")
     orphan_pid = orphan.info()["pid"]
     run.send(S.SIGTERM)
@@ -201,9 +204,7 @@ def test_main_exit_also_stops_the_leftovers_gracefully(h, as_pid1):
     """No signal at all: the main exits 3 while a background process it started still runs; that
     one gets SIGTERM and finishes its cleanup, and trinit exits 3."""
     bg = Recorder(h.tmp, "bg")
-    script = (
-        f'"$@" & while [ ! -e {bg.path("ready")} ]; do sleep 0.02; done; exit 3'
-    )
+    script = f'"$@" & while [ ! -e {bg.path("ready")} ]; do sleep 0.02; done; exit 3'
     run = h.start(["--", "sh", "-c", script, "sh", *bg.argv("--term", "slow:0.5")], pid1=as_pid1)
     assert run.wait() == 3, run.stderr()
     assert bg.signals() == ["SIGTERM"]
@@ -231,7 +232,9 @@ def test_not_pid1_signals_only_its_own_descendants(tmp_path, pid1):
     )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "code").read_text().strip() == "0", (tmp_path / "trinit.stderr").read_text()
-    assert (tmp_path / "sibling").read_text().strip() == "alive", "trinit signalled a process outside its tree"
+    assert (tmp_path / "sibling").read_text().strip() == "alive", (
+        "trinit signalled a process outside its tree"
+    )
     leftover = (tmp_path / "leftover").read_text().strip()
     assert leftover in (tmp_path / "trinit.stderr").read_text(), "the leftover was stopped (and logged)"
 
@@ -244,15 +247,17 @@ def test_no_process_survives_trinit_outside_a_namespace(h):
     assert run.send(S.SIGTERM) is None
     assert run.wait() == 143
     for pid in pids:
-        wait_for(lambda pid=pid: gone(pid), timeout=5, message=f"pid {pid} to be gone")
+        wait_for(functools.partial(gone, pid), timeout=5, message=f"pid {pid} to be gone")
 
 
 def test_python_main_that_exits_cleanly_on_term_gives_0(h, as_pid1):
     """A main that handles SIGTERM and exits 0 makes trinit exit 0."""
-    code = "import signal, sys, time, pathlib\n" \
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n" \
-        f"pathlib.Path({str(h.tmp / 'up')!r}).touch()\n" \
+    code = (
+        "import signal, sys, time, pathlib\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        f"pathlib.Path({str(h.tmp / 'up')!r}).touch()\n"
         "time.sleep(60)\n"
+    )
     run = h.start(["--", PY, "-c", code], pid1=as_pid1)
     wait_for(lambda: (h.tmp / "up").exists())
     run.wait_handling()

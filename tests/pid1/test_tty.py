@@ -122,7 +122,9 @@ def test_interactive_shell_ctrl_c_interrupts_the_job_not_the_shell(terminal):
     term.read()
     at = len(term.output)
     term.type("\x03")
-    wait_for(lambda: read_status(sleeper).get("State", "Z")[0] in "ZX", timeout=5, message="sleep to die of Ctrl-C")
+    wait_for(
+        lambda: read_status(sleeper).get("State", "Z")[0] in "ZX", timeout=5, message="sleep to die of Ctrl-C"
+    )
     term.expect(re.escape(PROMPT), after=at, timeout=5)  # the shell survived and prompts again
     assert term.proc.poll() is None
     # the shell still works
@@ -152,7 +154,9 @@ def test_interactive_shell_exit_0(terminal):
 def test_main_owns_the_terminal_foreground(terminal, tmp_path):
     """tcgetpgrp on the terminal is the main's own process group while it runs."""
     out = tmp_path / "fg"
-    script = f'ps -o pgid= -p $$ > {out}.pg; ps -o tpgid= -p $$ > {out}.tpgid; mv {out}.pg {out}; exec sleep 30'
+    script = (
+        f"ps -o pgid= -p $$ > {out}.pg; ps -o tpgid= -p $$ > {out}.tpgid; mv {out}.pg {out}; exec sleep 30"
+    )
     term = terminal(["--", "sh", "-c", script])
     wait_for(out.exists)  # moved into place after both were written
     assert out.read_text().split() == (tmp_path / "fg.tpgid").read_text().split()

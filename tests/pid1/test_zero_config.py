@@ -172,7 +172,9 @@ def test_main_starts_with_empty_mask_default_dispositions_own_group(h, as_pid1, 
     pid, pgid = int(status["Pid"]), int(fields[2])
     assert sig_mask(status["SigBlk"]) == set(), "the main process must start with an empty signal mask"
     # 32 and 33 (glibc's internal signals) have their own test below
-    assert sig_mask(status["SigIgn"]) - GLIBC_INTERNAL == set(), "the main process must start with default dispositions"
+    assert sig_mask(status["SigIgn"]) - GLIBC_INTERNAL == set(), (
+        "the main process must start with default dispositions"
+    )
     assert sig_mask(status["SigCgt"]) == set()
     assert pgid == pid, "the main process must lead a process group of its own"
     if as_pid1:
@@ -188,7 +190,9 @@ def test_main_does_not_start_with_glibc_internal_signals_ignored(h, as_pid1):
     run = h.start(["--", "grep", "^SigIgn", "/proc/self/status"], pid1=as_pid1)
     assert run.wait() == 0, run.stderr()
     ignored = sig_mask(run.stdout().split()[1])
-    assert ignored & GLIBC_INTERNAL == set(), f"the main process starts with signals {sorted(ignored)} ignored"
+    assert ignored & GLIBC_INTERNAL == set(), (
+        f"the main process starts with signals {sorted(ignored)} ignored"
+    )
 
 
 def test_main_keeps_dispositions_it_sets_itself(h, as_pid1):
@@ -268,7 +272,10 @@ def test_hundreds_of_orphans_are_all_reaped(h, as_pid1):
     orphans = [int(p) for p in pids_file.read_text().split()]
     assert len(orphans) == count
     # while alive, every orphan is trinit's child (PID 1 adopts them; otherwise the subreaper does)
-    wait_for(lambda: len(run.children()) == count + 1, message=lambda: f"{count} adopted orphans, got {len(run.children())}")
+    wait_for(
+        lambda: len(run.children()) == count + 1,
+        message=lambda: f"{count} adopted orphans, got {len(run.children())}",
+    )
     if not as_pid1:
         parents = {int(read_status(p).get("PPid", "0")) for p in orphans}
         assert parents == {run.pid}
@@ -284,8 +291,11 @@ def test_hundreds_of_orphans_are_all_reaped(h, as_pid1):
     if not as_pid1:
         assert all(state(p) == "" for p in orphans)
     # -v logs each orphan it reaped
-    wait_for(lambda: len(re.findall(r"orphan", run.stderr())) >= count, timeout=10,
-             message=lambda: f"{count} orphan lines in the log:\n{run.stderr()[-2000:]}")
+    wait_for(
+        lambda: len(re.findall(r"orphan", run.stderr())) >= count,
+        timeout=10,
+        message=lambda: f"{count} orphan lines in the log:\n{run.stderr()[-2000:]}",
+    )
     run.send(signal.SIGTERM)
     assert run.wait() == 143
 
@@ -325,8 +335,12 @@ def test_pdeathsig_shuts_trinit_down_when_its_parent_dies(h):
     rec = Recorder(h.tmp, "main")
     argv = " ".join(rec.argv())
     outer = subprocess.Popen(
-        ["sh", "-c", f"{TRINIT} -p TERM -- {argv} 2> trinit.stderr & echo $! > {pidfile}; "
-                     f"while [ ! -e {rec.path('ready')} ]; do sleep 0.05; done"],
+        [
+            "sh",
+            "-c",
+            f"{TRINIT} -p TERM -- {argv} 2> trinit.stderr & echo $! > {pidfile}; "
+            f"while [ ! -e {rec.path('ready')} ]; do sleep 0.05; done",
+        ],
         cwd=h.tmp,
         env=clean_env(),
     )
@@ -338,8 +352,10 @@ def test_pdeathsig_shuts_trinit_down_when_its_parent_dies(h):
         h.extra_pids.append(main_pid)
         # its parent (sh) is gone: trinit got SIGTERM and shut down, passing it to the main
         wait_for(lambda: rec.signals() == ["SIGTERM"], message=lambda: f"the main's SIGTERM: {rec.signals()}")
-        wait_for(lambda: not (os.path.exists(f"/proc/{trinit_pid}") and state(trinit_pid) not in ("Z", "")),
-                 message="trinit to exit")
+        wait_for(
+            lambda: not (os.path.exists(f"/proc/{trinit_pid}") and state(trinit_pid) not in ("Z", "")),
+            message="trinit to exit",
+        )
         assert not os.path.exists(f"/proc/{main_pid}") or state(main_pid) in ("Z", "")
         assert "shutdown" in (h.tmp / "trinit.stderr").read_text()
     finally:
@@ -449,4 +465,3 @@ def test_options_are_not_taken_from_the_command(h, as_pid1):
     run = h.start(["sh", "-c", 'echo "$@"', "sh", "-v", "--", "-q"], pid1=as_pid1)
     assert run.wait() == 0, run.stderr()
     assert run.stdout() == "-v -- -q\n"
-

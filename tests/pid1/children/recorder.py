@@ -83,7 +83,8 @@ def main() -> None:
     while True:
         got = signal.sigwaitinfo(ALL)
         os.write(fd, f"{signame(got.si_signo)} {time.monotonic_ns()}\n".encode())
-        mode = {signal.SIGTERM: opts.get("--term", "exit"), signal.SIGINT: opts.get("--int", "exit")}.get(
+        modes: dict[int, str] = {signal.SIGTERM: opts.get("--term", "exit"), signal.SIGINT: opts.get("--int", "exit")}
+        mode = modes.get(
             got.si_signo, "ignore"
         )
         if mode == "exit":

@@ -29,8 +29,8 @@ other ACTIONs in order:
                      for PATH, then ``exiting``, exit 0)
   child=NAME2        start ``kid.py EVENTS NAME2 on=TERM:exit forever`` in our process group
                      and wait for its start record
-  daemon=NAME2       double fork ``kid.py EVENTS NAME2 on=TERM:slow:0.3 forever`` (re-parented
-                     to trinit) and wait for its start record
+  daemon=NAME2[:MODE]  double fork ``kid.py EVENTS NAME2 on=TERM:MODE forever`` (MODE
+                     ``slow:0.3`` by default; re-parented to trinit) and wait for its start record
   info=PATH          write JSON (pid, uid, gid, groups, cwd, env, stdin target) to PATH
   env=VAR            record ``env VAR=<value>`` (or ``env VAR unset``)
   exit=N             record ``exit N`` and exit with N
@@ -183,13 +183,14 @@ def info(path: str) -> None:
     os.rename(path + ".tmp", path)
 
 
-def daemon(name: str) -> None:
+def daemon(value: str) -> None:
+    name, _, mode = value.partition(":")
     pid = os.fork()
     if pid == 0:
         try:
             os.setsid()
             if os.fork() == 0:
-                os.execv(sys.executable, me(name, "on=TERM:slow:0.3", "forever"))
+                os.execv(sys.executable, me(name, f"on=TERM:{mode or 'slow:0.3'}", "forever"))
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
