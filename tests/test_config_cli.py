@@ -1,0 +1,55 @@
+"""`trinit -c BAD.toml` for every config of the bad corpus: exit 2, one clear line per problem
+on stderr, no traceback, and nothing started.
+
+"Nothing started" is checked for real: every program the corpus names (and `sh`) is put on
+PATH as a stand-in that leaves a marker file when it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+
+import pytest
+
+CONFIGS = pathlib.Path(__file__).parent / "configs" / "bad"
+BAD = sorted(CONFIGS.glob("*.toml"))
+NAMES = ["x", "y", "web", "j", "app", "a", "echo", "ls", "sh", "sleep", "true", "python3"]
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    root = tmp_path_factory.mktemp("stand-ins")
+    bin_dir, markers = root / "bin", root / "ran"
+    bin_dir.mkdir()
+    markers.mkdir()
+    for name in NAMES:
+        program = bin_dir / name
+        program.write_text(f"#!/bin/sh\ntouch {markers}/{name}\n")
+        program.chmod(program.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return bin_dir, markers
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_config_starts_nothing(path: pathlib.Path, stand_ins: tuple[pathlib.Path, pathlib.Path]) -> None:
+    bin_dir, markers = stand_ins
+    env = {k: v for k, v in os.environ.items() if k not in ("NOPE", "ALSO_NOPE")}
+    env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
+    proc = subprocess.run(
+        [sys.executable, "-m", "trinit", "-v", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=path.parent,
+        timeout=30,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line.startswith("trinit: error: ") for line in lines), proc.stderr
+    assert " started" not in proc.stderr
+    assert proc.stdout == ""
+    assert list(markers.iterdir()) == [], f"{path.name} started {[m.name for m in markers.iterdir()]}"
