@@ -592,11 +592,15 @@ def _script(tmp_path: Path, body: str) -> Path:
 async def _run_script(
     script: Path, kids: Children, *, ready: Callable[[], bool], sig: int | None, timeout: float = 30
 ) -> tuple[int, str]:
-    """Run ``script`` (stdout+stderr to a file); once ``ready()``, send it ``sig``; its code and output."""
-    out = script.with_suffix(".out")
-    with out.open("wb") as f:
+    """Run ``script``; once ``ready()``, send it ``sig``; its code and output (stdout, then stderr).
+
+    The two streams go to separate files: the script's prints and trinit's log lines come
+    from different writers and must not interleave mid-line in the assertions.
+    """
+    out, err = script.with_suffix(".out"), script.with_suffix(".err")
+    with out.open("wb") as f, err.open("wb") as g:
         proc = await trio.lowlevel.open_process(
-            [PY, str(script), str(kids.script), str(kids.record)], stdout=f, stderr=subprocess.STDOUT
+            [PY, str(script), str(kids.script), str(kids.record)], stdout=f, stderr=g
         )
     try:
         with trio.fail_after(timeout):
@@ -608,7 +612,7 @@ async def _run_script(
         if proc.returncode is None:  # pragma: no cover - only when the test fails
             proc.kill()
             await proc.wait()
-    return code, out.read_text()
+    return code, out.read_text() + err.read_text()
 
 
 async def test_handle_signals_and_reap_orphans_on_the_main_thread(tmp_path: Path, kids: Children) -> None:
