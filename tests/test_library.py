@@ -1047,10 +1047,10 @@ LOADGEN = REPO / "examples" / "loadgen" / "loadgen.py"
 
 async def _loadgen(tmp_path: Path, *args: str, sig: int | None) -> tuple[int, str, Path]:
     results = tmp_path / "results"
-    out = tmp_path / "loadgen.out"
-    with out.open("wb") as f:
+    out, err = tmp_path / "loadgen.out", tmp_path / "loadgen.err"
+    with out.open("wb") as f, err.open("wb") as g:  # separate: trinit's log must not split its lines
         proc = await trio.lowlevel.open_process(
-            [PY, str(LOADGEN), *args, "--out", str(results)], stdout=f, stderr=subprocess.STDOUT
+            [PY, str(LOADGEN), *args, "--out", str(results)], stdout=f, stderr=g
         )
     try:
         with trio.fail_after(60):
@@ -1067,7 +1067,7 @@ async def _loadgen(tmp_path: Path, *args: str, sig: int | None) -> tuple[int, st
         if proc.returncode is None:  # pragma: no cover - only when the test fails
             proc.kill()
             await proc.wait()
-    return code, out.read_text(), results
+    return code, out.read_text() + err.read_text(), results
 
 
 def _check_results(results: Path, workers: int, output: str) -> None:
