@@ -6,7 +6,7 @@ next checkpoint), and both set its status exactly once.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -67,6 +67,8 @@ class Reaper:
         self._log = log
         self._waiters: dict[int, Waiter] = {}
         self._unclaimed: OrderedDict[int, int] = OrderedDict()  # pid -> raw status
+        self._found: deque[tuple[int, int]] = deque()  # collected, not yet dispatched
+        self._childless = False  # waitpid said ECHILD, and nothing was spawned since
         self._no_children = trio.Event()
         self.orphans_reaped = 0
         #: Called for each reaped pid nobody watches (with its raw status); keep it cheap.
@@ -79,21 +81,38 @@ class Reaper:
             waiter._set(ExitStatus.from_wait_status(raw))
         else:
             self._waiters[pid] = waiter
+            self._childless = False
             if self._no_children.is_set():
                 self._no_children = trio.Event()
         return waiter
 
-    def reap(self) -> None:
-        """Collect every exited child now; call on each SIGCHLD (and once at start)."""
+    def collect(self) -> None:
+        """Reap every exited child now, keeping the statuses for :meth:`dispatch`.
+
+        Only syscalls and list appends: it runs inside the SIGCHLD handler, so zombies are
+        released the moment the loop wakes, even in a storm of exits.
+        """
+        found_list = self._found
         while True:
             try:
                 found = self._os.wait_any()
             except ChildProcessError:
-                self._no_children.set()
+                self._childless = True
                 return
             if found is None:
                 return
-            pid, raw = found
+            found_list.append(found)
+
+    def reap(self) -> None:
+        """Collect and dispatch every exited child; call on each SIGCHLD (and once at start)."""
+        self.collect()
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Hand the collected statuses to their waiters (in trio's context: it sets events)."""
+        found_list = self._found
+        while found_list:
+            pid, raw = found_list.popleft()
             self._os.release(pid, raw)
             waiter = self._waiters.pop(pid, None)
             if waiter is not None:
@@ -108,6 +127,8 @@ class Reaper:
                 unclaimed.popitem(last=False)
             if self.on_orphan is not None:
                 self.on_orphan(pid, raw)
+        if self._childless:
+            self._no_children.set()
 
     async def wait_no_children(self) -> None:
         """Return once we have no child left at all (everything was reaped)."""

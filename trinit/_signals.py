@@ -84,6 +84,7 @@ class SignalRouter:
         *,
         on_signal: Callable[[int, int], None],
         on_child: Callable[[], None] | None,
+        collect: Callable[[], None] | None = None,
         rewrite: Mapping[int, int] | None = None,
         extra: frozenset[int] = frozenset(),
         handle_shutdown: bool = True,
@@ -91,6 +92,7 @@ class SignalRouter:
         self._token = token
         self._on_signal = on_signal
         self._on_child = on_child
+        self._collect = collect
         self._rewrite = dict(rewrite or {})
         self.targets: tuple[Forwarder, ...] = ()
         wanted: set[int] = set()
@@ -120,6 +122,8 @@ class SignalRouter:
         try:
             if signum == signal.SIGCHLD:
                 assert self._on_child is not None
+                if self._collect is not None:
+                    self._collect()
                 self._token.run_sync_soon(self._on_child, idempotent=True)
                 return
             passed = self._rewrite.get(signum, signum)

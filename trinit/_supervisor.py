@@ -406,12 +406,13 @@ class Supervisor:
         opts = self.options
         token = trio.lowlevel.current_trio_token()
         reap: Callable[[], None] | None = None
+        collect: Callable[[], None] | None = None
         if self.watcher is None:
             if opts.reap_orphans:
                 reaper = Reaper(self.os, self.log)
                 reaper.on_orphan = self._on_orphan
                 self.watcher = reaper
-                reap = reaper.reap
+                reap, collect = reaper.reap, reaper.collect
             else:
                 self.watcher = PidfdWatcher(self.os, nursery)
         # Processes started before trio (the CLI's fast start) are watched before the
@@ -432,6 +433,7 @@ class Supervisor:
                 token,
                 on_signal=self._on_signal,
                 on_child=reap,
+                collect=collect,
                 rewrite=opts.rewrite,
                 extra=extra,
                 handle_shutdown=opts.handle_signals,
