@@ -322,7 +322,7 @@ class RealOS:
         deadline = time.monotonic() + budget
         while True:
             try:
-                while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                while self.wait_any() is not None:
                     pass
             except ChildProcessError:
                 return
