@@ -155,6 +155,8 @@ class Supervisor:
         self.request_shutdown(f"{runner.name} failed")
 
     def main_exited(self, runner: Runner, status: ExitStatus | None, failed_without_exit: bool) -> None:
+        if self.options.handle_signals:
+            self.os.take_terminal()  # the foreground group is gone: take the terminal back
         if (failed_without_exit or status is None) and self._fixed_code is None and not self.shutting_down:
             self._fixed_code = 1
         if not self.shutting_down:
