@@ -176,7 +176,9 @@ class Runner:
                 await self._attempts()
             elif not self.final:  # stopped, or the shutdown began, before it could start
                 why = "it was stopped" if self._stop_requested else "the shutdown began"
-                self.host.log.info("skipped", f"was not started: {why} before it could start", process=self.name)
+                self.host.log.info(
+                    "skipped", f"was not started: {why} before it could start", process=self.name
+                )
                 self._finish("skipped")
         finally:
             if self.handle is None:
@@ -310,7 +312,11 @@ class Runner:
 
     def _log_restart(self, delay: float, why: str) -> None:
         self.host.log.info(
-            "restarting", f"restarting in {delay:g} s ({why})", process=self.name, delay=delay, restarts=self.restarts
+            "restarting",
+            f"restarting in {delay:g} s ({why})",
+            process=self.name,
+            delay=delay,
+            restarts=self.restarts,
         )
 
     async def _sleep(self, delay: float) -> bool:
@@ -330,7 +336,11 @@ class Runner:
 
     def _fail(self, code: int) -> None:
         self.failed = True
-        what = "the shutdown begins" if self.spec.on_failure == "shutdown" else "carrying on (on_failure = ignore)"
+        what = (
+            "the shutdown begins"
+            if self.spec.on_failure == "shutdown"
+            else "carrying on (on_failure = ignore)"
+        )
         self.host.log.error("failed", f"failed; {what}", process=self.name, code=code)
         # The failure first (it fixes the exit code), then the state change (which may end the run).
         if self.spec.on_failure == "shutdown":
@@ -340,15 +350,11 @@ class Runner:
     async def _run_once(self) -> tuple[ExitStatus | None, float]:
         """Start once and wait for the exit: (status or None if it never started, run time)."""
         self._probe_failed = self._timed_out = False
-        handle = self._adopted
+        handle = self._adopted  # started before the runtime: already running, whatever comes next
         self._adopted = None
-        if handle is not None:
-            self.host.log.info(
-                "started", f"started: {' '.join(self.spec.command)}", process=self.name, pid=handle.pid
-            )
-        elif self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
-            return None, 0.0
-        else:
+        if handle is None:
+            if self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
+                return None, 0.0
             self._set_state("starting")
         try:
             if handle is None:
@@ -366,6 +372,10 @@ class Runner:
         except StartFailure as exc:
             self.host.log.error("failed", f"could not start: {exc}", process=self.name)
             return None, 0.0
+        command = self.spec.command
+        self.host.log.info(
+            "started", f"started: {' '.join(command)}", process=self.name, pid=handle.pid, argv=list(command)
+        )
         self.handle = handle
         self.last_pid = handle.pid
         self.ever_started = True
@@ -425,7 +435,10 @@ class Runner:
     async def _watch_timeout(self, handle: ProcessHandle, timeout: float) -> None:
         await trio.sleep(timeout)
         self.host.log.error(
-            "failed", f"ran longer than its timeout of {timeout:g} s; stopping it", process=self.name, pid=handle.pid
+            "failed",
+            f"ran longer than its timeout of {timeout:g} s; stopping it",
+            process=self.name,
+            pid=handle.pid,
         )
         self._timed_out = True
         await self.terminate(handle)
@@ -460,7 +473,9 @@ class Runner:
             why = "the shutdown was forced"
         else:
             why = f"it ignored {signal_name(sig)} for {grace:g} s (raise stop_timeout if it needs longer)"
-        self.host.log.warning("killed", f"sending SIGKILL: {why}", process=self.name, pid=handle.pid, grace=grace)
+        self.host.log.warning(
+            "killed", f"sending SIGKILL: {why}", process=self.name, pid=handle.pid, grace=grace
+        )
         try:
             handle.signal(signal.SIGKILL)
         except ProcessLookupError:

@@ -6,6 +6,7 @@ next checkpoint), and both set its status exactly once.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -170,8 +171,6 @@ class PidfdWatcher:
             waiter._set(ExitStatus.from_wait_status(raw))
         finally:
             trio.lowlevel.notify_closing(pidfd)
-            import os
-
             os.close(pidfd)
             waiter.pidfd = None
             self._live.discard(waiter)

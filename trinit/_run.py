@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from ._log import Logger
     from ._model import Config
     from ._os import RealOS
+    from ._plan import Plan
+    from ._supervisor import RuntimeOptions
 
 
 def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int:
@@ -37,9 +39,10 @@ def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int
         handle_signals=True,
         reap_orphans=True,
         pdeathsig=opts.pdeathsig,
+        keep_handlers=True,
     )
     prestarted = {"main": early} if early is not None else None
-    return _run(config, plan, os_layer, log, options, prestarted, cli=True)
+    return _run(plan, os_layer, log, options, prestarted)
 
 
 def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = True) -> int:
@@ -59,33 +62,28 @@ def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = Tru
     plan = make_plan(config)
     log = Logger(log_format=config.log_format)
     options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
-    return _run(config, plan, RealOS(), log, options, None, cli=False)
+    return _run(plan, RealOS(), log, options, None)
 
 
 def _run(
-    config: Config,
-    plan: object,
+    plan: Plan,
     os_layer: RealOS,
     log: Logger,
-    options: object,
+    options: RuntimeOptions,
     prestarted: dict[str, int | OSError] | None,
-    *,
-    cli: bool,
 ) -> int:
     import trio
 
     from ._errors import ConfigError
-    from ._supervisor import INTERNAL_ERROR, RuntimeOptions, Supervisor
+    from ._supervisor import INTERNAL_ERROR, Supervisor
 
-    assert isinstance(options, RuntimeOptions)
     os_layer.raise_nofile()
     try:
-        sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)  # type: ignore[arg-type]
+        sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)
     except ConfigError as exc:
         from ._cli import _fail_config
 
         _fail_config(exc.errors)
-    sup._router_is_cli = cli
     try:
         code = trio.run(sup.run)
     except BaseException as exc:  # the supervisor has already stopped everything it could

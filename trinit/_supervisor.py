@@ -7,10 +7,11 @@ one main process. Everything that touches the OS goes through ``os_layer``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from ._plan import Plan
     from ._reaper import ExitWatcher
     from ._status import ExitStatus
+
+Stream = Literal["stdout", "stderr"]
 
 #: trinit's own exit code when it hit an internal error (EX_SOFTWARE of sysexits.h).
 INTERNAL_ERROR = 70
@@ -50,6 +53,9 @@ class RuntimeOptions:
     reap_orphans: bool = False
     #: Extra signal treated as if sent by a user (-p).
     pdeathsig: int | None = None
+    #: Leave the handlers installed after the run (the CLI exits right after; restoring
+    #: them would let a late SIGTERM kill trinit before it reports its exit code).
+    keep_handlers: bool = False
 
 
 class Supervisor:
@@ -168,7 +174,7 @@ class Supervisor:
         early = self._prestarted.pop(spec.name, None)
         if isinstance(early, OSError):
             raise early
-        read_fds: list[tuple[int, str]] = []
+        read_fds: list[tuple[int, Stream]] = []
         close_after: list[int] = []
         from ._environ import build_env
 
@@ -199,7 +205,6 @@ class Supervisor:
             self._start_pump(runner, fd, stream)
         if spec.main and self.options.handle_signals and self.os.give_terminal(pid):
             self._continue(pid)
-        self._log_started(spec, pid)
         return handle
 
     def _handle(self, spec: ProcessSpec, pid: int) -> ProcessHandle:
@@ -215,11 +220,6 @@ class Supervisor:
             self.os.pidfd_send_signal,
         )
 
-    def _log_started(self, spec: ProcessSpec, pid: int) -> None:
-        self.log.info(
-            "started", f"started: {' '.join(spec.command)}", process=spec.name, pid=pid, argv=list(spec.command)
-        )
-
     def _continue(self, pgid: int) -> None:
         """Wake a child that read the terminal before it was given the foreground (SIGTTIN)."""
         try:
@@ -227,7 +227,9 @@ class Supervisor:
         except ProcessLookupError:
             pass
 
-    def _stdio(self, spec: Any, read_fds: list[tuple[int, str]], close_after: list[int]) -> tuple[int | None, int | None]:
+    def _stdio(
+        self, spec: Any, read_fds: list[tuple[int, Stream]], close_after: list[int]
+    ) -> tuple[int | None, int | None]:
         """The child's stdout and stderr: inherited, /dev/null, or pipes that trinit reads."""
         reads_log = spec.ready is not None and spec.ready.kind == "log"
         if spec.output == "inherit" and not reads_log:
@@ -235,14 +237,15 @@ class Supervisor:
         if spec.output == "null" and not reads_log:
             return self.os.devnull(), self.os.devnull()
         ends: list[int] = []
-        for stream in ("stdout", "stderr"):
+        streams: tuple[Stream, Stream] = ("stdout", "stderr")
+        for stream in streams:
             r, w = os.pipe2(os.O_CLOEXEC)
             read_fds.append((r, stream))
             close_after.append(w)
             ends.append(w)
         return ends[0], ends[1]
 
-    def _start_pump(self, runner: Runner, fd: int, stream: str) -> None:
+    def _start_pump(self, runner: Runner, fd: int, stream: Stream) -> None:
         from ._output import pump_output, stdio_writer
 
         spec = runner.spec
@@ -259,20 +262,17 @@ class Supervisor:
         on_line = runner.log_watch.feed if runner.log_watch is not None else None
         assert self._outer is not None
         self._pumps += 1
-        self._outer.start_soon(
-            self._pump,
-            fd,
-            {
-                "name": spec.name,
-                "stream": stream,
-                "mode": spec.output,
-                "log_format": self.config.log_format,
-                "writer": writer,
-                "on_line": on_line,
-            },
+        pump = functools.partial(
             pump_output,
-            name=f"trinit output {spec.name} {stream}",
+            fd,
+            name=spec.name,
+            stream=stream,
+            mode=spec.output,
+            log_format=self.config.log_format,
+            writer=writer,
+            on_line=on_line,
         )
+        self._outer.start_soon(self._pump, pump, name=f"trinit output {spec.name} {stream}")
 
     async def probe(self, runner: Runner, handle: ProcessHandle) -> bool:
         from ._readiness import wait_ready
@@ -323,7 +323,9 @@ class Supervisor:
                 self._stop_signal = passed
                 self.request_shutdown(f"received {signal_name(received)}")
             elif received == signal.SIGINT:
-                self.log.warning("forced", "received SIGINT during the shutdown: skipping the remaining grace")
+                self.log.warning(
+                    "forced", "received SIGINT during the shutdown: skipping the remaining grace"
+                )
                 self.force_stop()
             else:
                 for r in self._runners.values():
@@ -335,7 +337,9 @@ class Supervisor:
                 self.log.info("signal", f"passed {signal_name(passed)} on to the processes still stopping")
         elif received in FORWARDED:
             names = ", ".join(self._forwarders) or "nobody (no process running)"
-            self.log.debug("forwarded", f"forwarded {signal_name(passed)} to {names}", signal=signal_name(passed))
+            self.log.debug(
+                "forwarded", f"forwarded {signal_name(passed)} to {names}", signal=signal_name(passed)
+            )
         else:
             self.log.debug("signal", f"ignored {signal_name(received)}", signal=signal_name(received))
 
@@ -393,7 +397,7 @@ class Supervisor:
                         await self._emergency_stop(exc)
                     raise
                 finally:
-                    if self._router is not None and not self._router_is_cli:
+                    if self._router is not None and not self.options.keep_handlers:
                         self._router.restore()
                 await self._drain_output()
                 outer.cancel_scope.cancel()
@@ -401,8 +405,6 @@ class Supervisor:
             self.finished.set()
         self.exit_code = self._final_code()
         return self.exit_code
-
-    _router_is_cli = False
 
     def _setup_watcher(self, nursery: trio.Nursery) -> None:
         opts = self.options
@@ -506,13 +508,17 @@ class Supervisor:
                 self.log.warning("skipped", "was skipped: the shutdown was forced", process=job.name)
                 return
             if not any(self._runners[n].ever_started for n in after):
-                self.log.info("skipped", "was not run: none of the processes it follows had started", process=job.name)
+                self.log.info(
+                    "skipped", "was not run: none of the processes it follows had started", process=job.name
+                )
                 return
             await job.lifecycle()
         except trio.Cancelled:
             if not job.ever_started:
                 self.log.warning(
-                    "skipped", "was skipped: the shutdown budget ran out before it could run", process=job.name
+                    "skipped",
+                    "was skipped: the shutdown budget ran out before it could run",
+                    process=job.name,
                 )
             raise
         finally:
@@ -545,7 +551,8 @@ class Supervisor:
         """trinit itself failed: still stop every process within the budget, then re-raise."""
         if not isinstance(exc, (trio.Cancelled, KeyboardInterrupt)) and not _only_cancelled(exc):
             self.log.error(
-                "internal_error", f"internal error: {describe_error(exc)}; stopping every process (please report this)"
+                "internal_error",
+                f"internal error: {describe_error(exc)}; stopping every process (please report this)",
             )
             if self.log.enabled("debug"):
                 import traceback
@@ -568,9 +575,9 @@ class Supervisor:
                 await h.waiter.wait()
             await self._wait_no_children()
 
-    async def _pump(self, fd: int, kwargs: dict[str, Any], pump: Any) -> None:
+    async def _pump(self, pump: Callable[[], Awaitable[None]]) -> None:
         try:
-            await pump(fd, **kwargs)
+            await pump()
         finally:
             self._pumps -= 1
             if self._pumps == 0:
@@ -594,7 +601,11 @@ class Supervisor:
         elif self._main is not None:
             status = self._main.last_status
             code = status.exit_code if status is not None else 1
-            if status is not None and status.code is not None and status.code in self._main.spec.success_codes:
+            if (
+                status is not None
+                and status.code is not None
+                and status.code in self._main.spec.success_codes
+            ):
                 code = 0
         else:
             code = 0
