@@ -11,9 +11,9 @@ from typing import Any
 import attrs
 import pytest
 
-from trinit._config import config_from_command, config_from_mapping, load_config, with_main_command
 from trinit._errors import ConfigError
-from trinit._model import Config, ProcessSpec, ReadySpec
+from trinit.config.load import config_from_command, config_from_mapping, load_config, with_main_command
+from trinit.config.model import Config, ProcessSpec, ReadySpec
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
 BAD = sorted((CONFIGS / "bad").glob("*.toml"))

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trinit._check import render_plan
-from trinit._config import config_from_mapping, parse_toml
 from trinit._errors import ConfigError
-from trinit._model import Config, ProcessSpec
-from trinit._plan import make_plan
+from trinit.config.load import config_from_mapping, parse_toml
+from trinit.config.model import Config, ProcessSpec
+from trinit.config.plan import make_plan
+from trinit.config.render import render_plan
 
 ENVIRON = {"A": "1", "B": "two words"}
 NAMES = ["app", "db", "cache", "migrate", "x.y", "w-1", "job_2", "Z"]

@@ -8,9 +8,9 @@ import pwd
 
 import pytest
 
-from trinit._environ import Credentials, build_env, read_env_file, resolve_credentials
 from trinit._errors import ConfigError
-from trinit._model import ProcessSpec
+from trinit.config.model import ProcessSpec
+from trinit.system.environ import Credentials, build_env, read_env_file, resolve_credentials
 
 
 def write(tmp_path: pathlib.Path, text: str) -> str:

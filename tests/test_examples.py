@@ -152,7 +152,7 @@ def test_config_loads_with_trinit(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_trinit_check_accepts_example() -> None:
     script = Path(sys.executable).with_name("trinit")
     exe = str(script) if script.exists() else shutil.which("trinit")
-    if importlib.util.find_spec("trinit._cli") is None:
+    if importlib.util.find_spec("trinit.boot.main") is None:
         pytest.skip("the trinit CLI is not there yet")
     if exe is None:
         pytest.skip("no trinit console script")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from trinit._config import ExpansionError, config_from_mapping, expand
 from trinit._errors import ConfigError
-from trinit._model import ProcessSpec
+from trinit.config.load import ExpansionError, config_from_mapping, expand
+from trinit.config.model import ProcessSpec
 
 ENV = {"NAME": "web", "EMPTY": "", "SPACED": "a b  c", "DOLLAR": "$X"}
 

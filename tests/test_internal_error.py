@@ -16,7 +16,7 @@ from pathlib import Path
 SCRIPT = textwrap.dedent(
     """
     import sys
-    import trinit._supervisor as sup
+    import trinit.runtime.supervisor as sup
 
     original = sup.Supervisor.notify
     calls = 0
@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
             raise RuntimeError("injected fault")
 
     sup.Supervisor.notify = faulty
-    from trinit._cli import main
+    from trinit.boot.main import main
     main(["-c", sys.argv[1]])
     """
 )

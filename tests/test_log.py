@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from trinit._log import Logger
-from trinit._output import FdWriter
+from trinit.io.log import Logger
+from trinit.io.output import FdWriter
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DROP_RE = re.compile(rb"trinit: warning: (\d+) log lines were dropped because stderr was not being read\n")
@@ -233,7 +233,7 @@ def _run_child(code: str) -> subprocess.CompletedProcess[bytes]:
 def test_default_writer_is_stderr_and_works_without_trio() -> None:
     proc = _run_child(
         "import sys\n"
-        "from trinit._log import Logger\n"
+        "from trinit.io.log import Logger\n"
         "log = Logger()\n"
         "log.info('started', 'started', process='app', pid=7)\n"
         "log.close()\n"
@@ -258,7 +258,7 @@ def test_default_writer_is_stderr_and_works_without_trio() -> None:
 def test_stderr_closed_does_not_crash() -> None:
     proc = _run_child(
         "import os\n"
-        "from trinit._log import Logger\n"
+        "from trinit.io.log import Logger\n"
         "os.close(2)\n"
         "log = Logger()\n"
         "for i in range(10000):\n"
@@ -271,7 +271,7 @@ def test_stderr_closed_does_not_crash() -> None:
 
 
 def test_default_writer_is_the_shared_stderr_writer() -> None:
-    from trinit._output import stdio_writer
+    from trinit.io.output import stdio_writer
 
     assert stdio_writer(2) is stdio_writer(2)
     assert stdio_writer(1) is not stdio_writer(2)

@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio.testing
 
-from trinit._output import MAX_LINE, FdWriter, pump_output, rfc3339_utc
+from trinit.io.output import MAX_LINE, FdWriter, pump_output, rfc3339_utc
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -457,5 +457,5 @@ async def test_cancel_flushes_what_was_already_read(tmp_path: Path) -> None:
 
 
 def test_import_does_not_pull_in_trio() -> None:
-    code = "import sys, trinit._output, trinit._log; sys.exit('trio' in sys.modules)"
+    code = "import sys, trinit.io.output, trinit.io.log; sys.exit('trio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

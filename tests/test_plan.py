@@ -6,11 +6,11 @@ import tomllib
 
 import pytest
 
-from trinit._check import render_plan
-from trinit._config import config_from_mapping
 from trinit._errors import ConfigError
-from trinit._model import Config, ProcessSpec
-from trinit._plan import Plan, make_plan
+from trinit.config.load import config_from_mapping
+from trinit.config.model import Config, ProcessSpec
+from trinit.config.plan import Plan, make_plan
+from trinit.config.render import render_plan
 
 
 def plan_of(toml: str) -> Plan:

@@ -1,4 +1,4 @@
-"""Tests for trinit._readiness: the probes, their timing, and target parsing."""
+"""Tests for trinit.runtime.readiness: the probes, their timing, and target parsing."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import trio
 import trio.testing
 
-from trinit import _readiness
-from trinit._model import ReadySpec
-from trinit._readiness import LogWatch, check_target, describe, parse_host_port, wait_ready
+from trinit.config.model import ReadySpec
+from trinit.runtime import readiness as _readiness
+from trinit.runtime.readiness import LogWatch, check_target, describe, parse_host_port, wait_ready
 
 
 def _ipv6_available() -> bool:

@@ -19,8 +19,8 @@ import trio
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec, Supervisor
-from trinit._os import RealOS
-from trinit._supervisor import RuntimeOptions
+from trinit.runtime.supervisor import RuntimeOptions
+from trinit.system.real import RealOS
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, LogEvent, make_supervisor, run_supervisor
 
 TERM, KILL, INT, SEGV = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGSEGV

@@ -14,30 +14,30 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._config import load_config as load_config
     from ._errors import ConfigError as ConfigError
     from ._errors import TrinitError as TrinitError
-    from ._library import open_supervisor as open_supervisor
-    from ._model import Config as Config
-    from ._model import ProcessSpec as ProcessSpec
-    from ._model import ReadySpec as ReadySpec
-    from ._process import ProcessStatus as ProcessStatus
-    from ._run import run as run
-    from ._status import ExitStatus as ExitStatus
-    from ._supervisor import Supervisor as Supervisor
+    from .config.load import load_config as load_config
+    from .config.model import Config as Config
+    from .config.model import ProcessSpec as ProcessSpec
+    from .config.model import ReadySpec as ReadySpec
+    from .runtime.library import open_supervisor as open_supervisor
+    from .runtime.run import run as run
+    from .runtime.runner import ProcessStatus as ProcessStatus
+    from .runtime.supervisor import Supervisor as Supervisor
+    from .system.status import ExitStatus as ExitStatus
 
 _EXPORTS = {
-    "load_config": "._config",
+    "load_config": ".config.load",
     "ConfigError": "._errors",
     "TrinitError": "._errors",
-    "open_supervisor": "._library",
-    "Config": "._model",
-    "ProcessSpec": "._model",
-    "ReadySpec": "._model",
-    "ProcessStatus": "._process",
-    "run": "._run",
-    "ExitStatus": "._status",
-    "Supervisor": "._supervisor",
+    "open_supervisor": ".runtime.library",
+    "Config": ".config.model",
+    "ProcessSpec": ".config.model",
+    "ReadySpec": ".config.model",
+    "ProcessStatus": ".runtime.runner",
+    "run": ".runtime.run",
+    "ExitStatus": ".system.status",
+    "Supervisor": ".runtime.supervisor",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

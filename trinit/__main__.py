@@ -1,5 +1,5 @@
 """``python -m trinit``: the same as the ``trinit`` console script."""
 
-from ._cli import main
+from .boot.main import main
 
 main()

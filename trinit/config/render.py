@@ -10,8 +10,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
-from ._model import ProcessSpec
-from ._plan import Plan
+from .model import ProcessSpec
+from .plan import Plan
 
 _WAIT = {"started": "has started", "ready": "is ready", "completed": "has completed"}
 
@@ -51,7 +51,7 @@ def _details(spec: ProcessSpec) -> list[str]:
 
 
 def _stop_how(spec: ProcessSpec) -> str:
-    from ._parse import signal_name
+    from ..boot.parse import signal_name
 
     if spec.stop_signal is None:
         sig = "the shutdown's signal" if spec.main else "SIGTERM"

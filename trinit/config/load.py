@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
-from ._errors import ConfigError
-from ._model import (
+from .._errors import ConfigError
+from .model import (
     PROCESS_KEYS,
     Config,
     Draft,
@@ -126,7 +126,7 @@ def config_from_mapping(
         errors += problems.errors + draft.errors
         drafts.append(draft)
 
-    from ._plan import check_graph
+    from .plan import check_graph
 
     errors += check_graph(drafts, source=source)
     if errors:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _signals
+from . import signals as _signals
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from ._model import Config
+    from ..config.model import Config
 
 VERSION = "0.1.0"
 
@@ -170,7 +170,7 @@ def parse_args(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> O
                 value = argv[i]
             assert value is not None
             what = _WITH_VALUE[name]
-            from ._parse import parse_duration, parse_signal  # only when a value needs it
+            from .parse import parse_duration, parse_signal  # only when a value needs it
 
             try:
                 if what == "config":
@@ -204,7 +204,7 @@ def parse_args(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> O
     if not opts.subreaper and _truthy(environ.get("TRINIT_SUBREAPER")):
         opts.subreaper = True
     if opts.shutdown_timeout is None and environ.get("TRINIT_SHUTDOWN_TIMEOUT"):
-        from ._parse import parse_duration
+        from .parse import parse_duration
 
         try:
             opts.shutdown_timeout = parse_duration(environ["TRINIT_SHUTDOWN_TIMEOUT"])
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if opts.config is None and not opts.command:
         _fail_usage("no command given: use 'trinit -- COMMAND [ARG...]' or 'trinit -c FILE'")
 
-    from ._os import RealOS
+    from ..system.real import RealOS
 
     os_layer = RealOS()
     if not os_layer.is_pid1:
@@ -285,14 +285,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     early: int | OSError | None = None
     if opts.config is None:
         early = _spawn_main_now(opts.command)
-    from ._run import run_cli
+    from ..runtime.run import run_cli
 
     os._exit(run_cli(opts, os_layer, early))
 
 
 def _spawn_main_now(command: list[str]) -> int | OSError:
     """Zero-config: start the main process before anything heavy is imported."""
-    from ._os import fork_exec, resolve_program
+    from ..system.real import fork_exec, resolve_program
 
     try:
         return fork_exec(resolve_program(command[0], os.environ, None), command, os.environ)
@@ -321,10 +321,10 @@ def _check(args: list[str]) -> NoReturn:
     path = path or os.environ.get("TRINIT_CONFIG")
     if not path:
         _fail_usage("check: no config given: use 'trinit check -c FILE' or set TRINIT_CONFIG")
-    from ._check import render_plan
-    from ._config import load_config
-    from ._errors import ConfigError
-    from ._plan import make_plan
+    from .._errors import ConfigError
+    from ..config.load import load_config
+    from ..config.plan import make_plan
+    from ..config.render import render_plan
 
     try:
         plan = make_plan(load_config(path))
@@ -339,8 +339,8 @@ def load_for_cli(opts: Options) -> Config:
     """The Config the command line asks for (zero-config or a file), with CLI precedence applied."""
     import attrs
 
-    from ._config import load_config, with_main_command
-    from ._model import Config, ProcessSpec
+    from ..config.load import load_config, with_main_command
+    from ..config.model import Config, ProcessSpec
 
     if opts.config is None:
         main = ProcessSpec(

@@ -16,20 +16,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
-from ._errors import TrinitError
-from ._parse import signal_name
-from ._process import ProcessHandle, ProcessStatus, Runner, StartFailure
-from ._reaper import PidfdWatcher, Reaper
-from ._signals import FORWARDED, SHUTDOWN, SignalRouter
+from .._errors import TrinitError
+from ..boot.parse import signal_name
+from ..boot.signals import FORWARDED, SHUTDOWN, SignalRouter
+from ..system.reaper import PidfdWatcher, Reaper
+from .runner import ProcessHandle, ProcessStatus, Runner, StartFailure
 
 if TYPE_CHECKING:
-    from ._log import Logger
-    from ._model import ProcessSpec
-    from ._os import RealOS
-    from ._output import FdWriter
-    from ._plan import Plan
-    from ._reaper import ExitWatcher
-    from ._status import ExitStatus
+    from ..config.model import ProcessSpec
+    from ..config.plan import Plan
+    from ..io.log import Logger
+    from ..io.output import FdWriter
+    from ..system.real import RealOS
+    from ..system.reaper import ExitWatcher
+    from ..system.status import ExitStatus
 
 Stream = Literal["stdout", "stderr"]
 
@@ -74,7 +74,7 @@ class Supervisor:
         prestarted: Mapping[str, int | OSError] | None = None,
         watcher: ExitWatcher | None = None,
     ) -> None:
-        from ._environ import resolve_credentials
+        from ..system.environ import resolve_credentials
 
         self.plan = plan
         self.config = plan.config
@@ -98,7 +98,7 @@ class Supervisor:
         for spec in self.config.processes:
             runner = Runner(spec, self, start_after=tuple(plan.start_after.get(spec.name, ())))
             if spec.ready is not None and spec.ready.kind == "log":
-                from ._readiness import LogWatch
+                from .readiness import LogWatch
 
                 assert isinstance(spec.ready.target, str)
                 runner.log_watch = LogWatch(spec.ready.target)
@@ -176,7 +176,7 @@ class Supervisor:
             raise early
         read_fds: list[tuple[int, Stream]] = []
         close_after: list[int] = []
-        from ._environ import build_env
+        from ..system.environ import build_env
 
         creds = self._creds.get(spec.name)
         try:
@@ -246,7 +246,7 @@ class Supervisor:
         return ends[0], ends[1]
 
     def _start_pump(self, runner: Runner, fd: int, stream: Stream) -> None:
-        from ._output import pump_output, stdio_writer
+        from ..io.output import pump_output, stdio_writer
 
         spec = runner.spec
         # One writer per fd, shared with trinit's own log, so lines never interleave.
@@ -275,7 +275,7 @@ class Supervisor:
         self._outer.start_soon(self._pump, pump, name=f"trinit output {spec.name} {stream}")
 
     async def probe(self, runner: Runner, handle: ProcessHandle) -> bool:
-        from ._readiness import wait_ready
+        from .readiness import wait_ready
 
         spec = runner.spec
         assert spec.ready is not None
@@ -287,7 +287,7 @@ class Supervisor:
 
     async def _run_probe_command(self, runner: Runner, argv: tuple[str, ...], timeout: float) -> bool:
         """Run one exec probe through the same spawner and watcher as every other child."""
-        from ._environ import build_env
+        from ..system.environ import build_env
 
         spec = runner.spec
         creds = self._creds.get(spec.name)
@@ -345,7 +345,7 @@ class Supervisor:
 
     def _on_orphan(self, pid: int, raw: int) -> None:
         if self.log.enabled("debug"):
-            from ._status import ExitStatus
+            from ..system.status import ExitStatus
 
             status = ExitStatus.from_wait_status(raw)
             self.log.debug("orphan_reaped", f"reaped orphan pid {pid} ({status.describe()})", pid=pid)

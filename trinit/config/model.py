@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 
 import attrs
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 Condition = Literal["started", "ready", "completed"]
 RestartPolicy = Literal["no", "on-failure", "always"]
@@ -276,7 +276,7 @@ _DURATION_HINT = 'must be a duration like 5, "500ms", "2s" or "1m"'
 
 def duration(value: object) -> float:
     """Seconds, 0 or more, from a number or a string with a unit (``"500ms"``, ``"2s"``)."""
-    from ._parse import parse_duration
+    from ..boot.parse import parse_duration
 
     try:
         return parse_duration(value)
@@ -299,7 +299,7 @@ def positive_duration(value: object) -> float:
 
 def signal_number(value: object) -> int:
     """A signal from a name in any case, with or without SIG, or its number."""
-    from ._parse import parse_signal
+    from ..boot.parse import parse_signal
 
     try:
         return parse_signal(value)
@@ -752,7 +752,7 @@ def check_config(
     Returns the values for ``Config.__attrs_init__`` (processes with their default
     ``after`` conditions filled in) and the errors.
     """
-    from ._plan import check_graph
+    from .plan import check_graph
 
     problems = Problems(f"{source}: [trinit]" if source else "")
     values = check_trinit(given, problems)

@@ -1,6 +1,6 @@
 """A fake OS layer and a capturing log, for testing code that runs trinit's supervisor.
 
-:class:`FakeOS` stands in for :class:`trinit._os.RealOS`: it spawns no processes and sends
+:class:`FakeOS` stands in for :class:`trinit.system.real.RealOS`: it spawns no processes and sends
 no signals. Each "process" follows a small script (:class:`Behaviour`): exit with a code after
 some time, react to signals, ignore SIGTERM, fail to spawn. Everything happens on trio's
 clock, so with ``MockClock(autojump_threshold=0)`` (pytest-trio's ``autojump_clock``) a
@@ -14,7 +14,7 @@ backoff sequence or a shutdown with grace periods runs instantly and at exact ti
 
 Exits reach the runtime the way SIGCHLD would bring them: when a fake process ends, its
 (pid, raw wait status) is queued for :meth:`FakeOS.wait_any` and the reaper made by
-:meth:`FakeOS.make_watcher` is asked to :meth:`~trinit._reaper.Reaper.reap`. Pass that
+:meth:`FakeOS.make_watcher` is asked to :meth:`~trinit.system.reaper.Reaper.reap`. Pass that
 reaper to the supervisor (``watcher=``); the pidfd watcher of library mode needs real
 file descriptors and does not work with the fake.
 """
@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 import trio
 
-from ._log import Level, Logger
-from ._os import RealOS
-from ._reaper import Reaper
+from ..io.log import Level, Logger
+from ..system.real import RealOS
+from ..system.reaper import Reaper
 
 if TYPE_CHECKING:
-    from ._environ import Credentials
-    from ._model import Config
-    from ._supervisor import RuntimeOptions, Supervisor
+    from ..config.model import Config
+    from ..runtime.supervisor import RuntimeOptions, Supervisor
+    from ..system.environ import Credentials
 
 __all__ = [
     "Behaviour",
@@ -241,7 +241,7 @@ class FakeProcess:
 
 
 class FakeOS(RealOS):
-    """The OS layer of :mod:`trinit._os`, faked: scripted processes on trio's clock.
+    """The OS layer of :mod:`trinit.system.real`, faked: scripted processes on trio's clock.
 
     ``behaviours`` maps a key to a :class:`Behaviour`, or to a list of them used one per
     start (the last one repeats). A spawn's key is the first of these that is in
@@ -573,7 +573,7 @@ class LogEvent:
 
 
 class FakeLog(Logger):
-    """A :class:`~trinit._log.Logger` that keeps every event (all levels) instead of writing.
+    """A :class:`~trinit.io.log.Logger` that keeps every event (all levels) instead of writing.
 
     ``hooks`` (see :meth:`on`) run synchronously when a matching event is logged: a test
     can act at the exact moment something happens.
@@ -650,8 +650,8 @@ def make_supervisor(
     ``log`` defaults to a new :class:`FakeLog`; ``environ`` to a bare PATH, so spawn records
     do not depend on the test runner's environment.
     """
-    from ._plan import make_plan
-    from ._supervisor import RuntimeOptions, Supervisor
+    from ..config.plan import make_plan
+    from ..runtime.supervisor import RuntimeOptions, Supervisor
 
     log = log if log is not None else FakeLog()
     return Supervisor(

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from ._model import LogFormat
+    from ..config.model import LogFormat
 
-from ._output import FdWriter, rfc3339_utc, stdio_writer
+from .output import FdWriter, rfc3339_utc, stdio_writer
 
 Level = Literal["debug", "info", "warning", "error"]
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     import trio
 
-    from ._model import LogFormat, OutputMode
+    from ..config.model import LogFormat, OutputMode
 
 __all__ = ["MAX_LINE", "FdWriter", "pump_output", "rfc3339_utc", "stdio_writer"]
 

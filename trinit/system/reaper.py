@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 import trio
 
-from ._status import ExitStatus
+from .status import ExitStatus
 
 if TYPE_CHECKING:
-    from ._log import Logger
-    from ._os import RealOS
+    from ..io.log import Logger
+    from .real import RealOS
 
 #: How many exits of pids nobody has asked about yet we remember (orphans are counted, not kept).
 _UNCLAIMED_MAX = 1024

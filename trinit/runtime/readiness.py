@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._model import ReadySpec
+from ..config.model import ReadySpec
 
 if TYPE_CHECKING:
     import ssl

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._errors import ConfigError
-from ._model import Condition, Config, did_you_mean, place
+from .._errors import ConfigError
+from .model import Condition, Config, did_you_mean, place
 
 if TYPE_CHECKING:
-    from ._model import Draft
+    from .model import Draft
 
 
 @attrs.frozen
@@ -48,7 +48,7 @@ def make_plan(config: Config) -> Plan:
 
     A ``Config`` is validated when it is built, so the error is only a safety net.
     """
-    from ._model import Draft
+    from .model import Draft
 
     specs = config.processes
     drafts = [

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import attrs
 import trio
 
-from ._parse import signal_name
-from ._status import ExitStatus
+from ..boot.parse import signal_name
+from ..system.status import ExitStatus
 
 if TYPE_CHECKING:
-    from ._log import Level, Logger
-    from ._model import Condition, ProcessSpec
-    from ._readiness import LogWatch
-    from ._reaper import Waiter
+    from ..config.model import Condition, ProcessSpec
+    from ..io.log import Level, Logger
+    from ..system.reaper import Waiter
+    from .readiness import LogWatch
 
 State = Literal["waiting", "starting", "running", "ready", "stopping", "exited", "failed", "skipped"]
 

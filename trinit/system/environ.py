@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._errors import ConfigError
-from ._model import is_id
+from .._errors import ConfigError
+from ..config.model import is_id
 
 if TYPE_CHECKING:
-    from ._model import ProcessSpec
+    from ..config.model import ProcessSpec
 
 
 @attrs.frozen

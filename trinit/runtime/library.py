@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._errors import TrinitError
+from .._errors import TrinitError
 
 if TYPE_CHECKING:
-    from ._model import Config
-    from ._supervisor import Supervisor
+    from ..config.model import Config
+    from .supervisor import Supervisor
 
 #: After the budget, how long leaving the block may still wait for the runtime to finish.
 _GRACE_AFTER_BUDGET = 5.0
@@ -34,10 +34,10 @@ async def open_supervisor(
     elsewhere in the program still sees true exit statuses. ``handle_signals=True`` and
     ``reap_orphans=True`` turn on what the CLI does; both need the main thread.
     """
-    from ._log import Logger
-    from ._os import RealOS
-    from ._plan import make_plan
-    from ._supervisor import RuntimeOptions, Supervisor
+    from ..config.plan import make_plan
+    from ..io.log import Logger
+    from ..system.real import RealOS
+    from .supervisor import RuntimeOptions, Supervisor
 
     if (handle_signals or reap_orphans) and threading.current_thread() is not threading.main_thread():
         raise TrinitError(

@@ -5,24 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._cli import Options
-    from ._log import Logger
-    from ._model import Config
-    from ._os import RealOS
-    from ._plan import Plan
-    from ._supervisor import RuntimeOptions
+    from ..boot.main import Options
+    from ..config.model import Config
+    from ..config.plan import Plan
+    from ..io.log import Logger
+    from ..system.real import RealOS
+    from .supervisor import RuntimeOptions
 
 
 def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int:
     """Everything after the fast start: config, plan, the trio run, the exit code."""
-    from ._cli import _fail_config, load_for_cli
-    from ._errors import ConfigError
-    from ._log import Logger
+    from .._errors import ConfigError
+    from ..boot.main import _fail_config, load_for_cli
+    from ..io.log import Logger
 
     log = Logger(verbosity=opts.verbosity or 0)
     try:
         config = load_for_cli(opts)
-        from ._plan import make_plan
+        from ..config.plan import make_plan
 
         plan = make_plan(config)
     except ConfigError as exc:
@@ -31,7 +31,7 @@ def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int
             os_layer.last_resort_stop(early)
         _fail_config(exc.errors)
     log.log_format = config.log_format
-    from ._supervisor import RuntimeOptions
+    from .supervisor import RuntimeOptions
 
     options = RuntimeOptions(
         success_exits=frozenset(opts.success_exits),
@@ -51,11 +51,11 @@ def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = Tru
     Call it from the main thread of a program that runs nothing else: it installs signal
     handlers and, with ``reap_orphans``, owns ``waitpid(-1)``.
     """
-    from ._log import Logger
-    from ._os import RealOS
-    from ._plan import make_plan
-    from ._signals import block
-    from ._supervisor import RuntimeOptions
+    from ..boot.signals import block
+    from ..config.plan import make_plan
+    from ..io.log import Logger
+    from ..system.real import RealOS
+    from .supervisor import RuntimeOptions
 
     if handle_signals or reap_orphans:
         block()
@@ -74,20 +74,20 @@ def _run(
 ) -> int:
     import trio
 
-    from ._errors import ConfigError
-    from ._supervisor import INTERNAL_ERROR, Supervisor
+    from .._errors import ConfigError
+    from .supervisor import INTERNAL_ERROR, Supervisor
 
     os_layer.raise_nofile()
     try:
         sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)
     except ConfigError as exc:
-        from ._cli import _fail_config
+        from ..boot.main import _fail_config
 
         _fail_config(exc.errors)
     try:
         code = trio.run(sup.run)
     except BaseException as exc:  # the supervisor has already stopped everything it could
-        from ._supervisor import describe_error
+        from .supervisor import describe_error
 
         log.error("internal_error", f"trinit exits after an internal error: {describe_error(exc)}")
         if os_layer.is_pid1 or prestarted:

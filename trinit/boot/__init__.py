@@ -1,0 +1,1 @@
+"""The fast start: argv, signal sets, the first fork+exec. Imports neither trio nor attrs."""

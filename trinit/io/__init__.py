@@ -1,0 +1,1 @@
+"""Output: writer threads, output pumps, trinit's own log."""

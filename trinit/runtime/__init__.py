@@ -1,0 +1,1 @@
+"""The supervisor runtime on trio: bootstrap, supervisor, runners, policies, readiness, shutdown."""
