@@ -6,10 +6,12 @@ so the command line can block signals and start the main process before trio is 
 
 from __future__ import annotations
 
+from .config.defaults import VERSION as _VERSION
+
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 
-__version__ = "0.1.0"
+__version__ = _VERSION
 
 if TYPE_CHECKING:
     from typing import Any

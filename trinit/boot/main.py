@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..config.defaults import STOP_TIMEOUT, VERSION
 from . import signals as _signals
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
     from ..config.model import Config
 
-VERSION = "0.1.0"
 
 USAGE = "usage: trinit [OPTIONS] [--] COMMAND [ARG...]\n       trinit -c FILE [OPTIONS] [-- COMMAND...]\n       trinit check [-c FILE]\n"
 
@@ -348,7 +348,7 @@ def load_for_cli(opts: Options) -> Config:
             command=list(opts.command),
             main=True,
             signal_group=opts.process_group,
-            stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 5.0,
+            stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else STOP_TIMEOUT,
         )
         config = Config(processes=[main])
     else:
