@@ -135,6 +135,44 @@ class RealOS:
             self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         return self._devnull
 
+    def pipe(self) -> tuple[int, int]:
+        return os.pipe2(os.O_CLOEXEC)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def write_ready_file(self, path: str, content: bytes) -> None:
+        """Atomically, never through a symbolic link, 0644 (folders 0755) whatever the umask.
+
+        The temporary file is created with O_EXCL|O_NOFOLLOW next to ``path`` and renamed
+        over it; rename replaces a symbolic link itself instead of following it.
+        """
+        folder = os.path.dirname(path) or "."
+        _makedirs_0755(folder)
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            os.fchmod(fd, 0o644)
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+
+    def remove_ready_file(self, path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
     # -- spawning ---------------------------------------------------------------------------
 
     def spawn(
@@ -340,6 +378,20 @@ class RealOS:
 
     def take_terminal(self) -> None:
         _tcsetpgrp(os.getpgrp())
+
+
+def _makedirs_0755(folder: str) -> None:
+    """``os.makedirs`` with mode 0755 for what it creates, whatever the umask."""
+    if os.path.isdir(folder):
+        return
+    parent = os.path.dirname(folder.rstrip("/"))
+    if parent and parent != folder:
+        _makedirs_0755(parent)
+    try:
+        os.mkdir(folder, 0o755)
+    except FileExistsError:
+        return
+    os.chmod(folder, 0o755)
 
 
 def _tcsetpgrp(pgid: int) -> bool:
