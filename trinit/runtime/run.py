@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..boot.main import Options
+    from ..boot.argv import Options
     from ..config.model import Config
     from ..config.plan import Plan
     from ..io.log import Logger
@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 
 
 def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int:
-    """Everything after the fast start: config, plan, the trio run, the exit code."""
+    """Everything after the fast start: config, plan, the trio run, the exit code.
+
+    Raises ConfigError (nothing left running) for :func:`trinit.boot.main.main` to report.
+    """
     from .._errors import ConfigError
-    from ..boot.main import _fail_config, load_for_cli
+    from ..boot.overrides import load_for_cli
     from ..io.log import Logger
 
     log = Logger(verbosity=opts.verbosity or 0)
@@ -25,11 +28,11 @@ def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int
         from ..config.plan import make_plan
 
         plan = make_plan(config)
-    except ConfigError as exc:
+    except ConfigError:
         if isinstance(early, int):  # pragma: no cover - zero-config has nothing left to get wrong here
             log.error("internal_error", "the config could not be built; stopping the main process")
             os_layer.last_resort_stop(early)
-        _fail_config(exc.errors)
+        raise
     log.log_format = config.log_format
     from .supervisor import RuntimeOptions
 
@@ -74,16 +77,10 @@ def _run(
 ) -> int:
     import trio
 
-    from .._errors import ConfigError
     from .supervisor import INTERNAL_ERROR, Supervisor
 
     os_layer.raise_nofile()
-    try:
-        sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)
-    except ConfigError as exc:
-        from ..boot.main import _fail_config
-
-        _fail_config(exc.errors)
+    sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)
     try:
         code = trio.run(sup.run)
     except BaseException as exc:  # the supervisor has already stopped everything it could

@@ -2,8 +2,10 @@
 
 Nothing else in trinit calls ``os.kill``, ``waitpid``, ``fork``/``exec``, ``prctl`` or
 ``tcsetpgrp``; the runtime takes an object with these methods as a parameter, so its logic
-runs against :mod:`trinit.testing`'s fake in tests. This module imports neither attrs nor
-trio: the command line uses it to start the main process before anything heavy is loaded.
+runs against :mod:`trinit.testing`'s fake in tests (both match
+:class:`~trinit.system.protocol.OSLayer`). This module imports neither attrs nor trio, and
+subprocess, resource and ctypes only inside the methods that need them: the fast start
+builds a RealOS (subreaper, pdeathsig) before it spawns the main process.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import sys
+
+from .spawn import resolve_program
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
@@ -24,75 +27,6 @@ if TYPE_CHECKING:
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-
-#: Every signal a child's disposition is reset for (all that can be caught).
-_RESETTABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-
-
-def resolve_program(program: str, env: Mapping[str, str], cwd: str | None) -> str:
-    """The file to exec for ``program``: taken from ``cwd`` if it has a slash, else looked up on PATH.
-
-    Raises OSError(ENOENT) when nothing is found and OSError(EACCES) when only
-    non-executable files are, so the caller can report 127 or 126 as a shell would.
-    """
-    if "/" in program:
-        path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
-        return path
-    denied = False
-    for folder in env.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", program)
-        if not os.path.isabs(candidate) and cwd is not None:
-            candidate = os.path.join(cwd, candidate)
-        if os.path.isfile(candidate):
-            if os.access(candidate, os.X_OK):
-                return candidate
-            denied = True
-    code = errno.EACCES if denied else errno.ENOENT
-    raise OSError(code, os.strerror(code), program)
-
-
-def fork_exec(path: str, argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """Start the main process from the CLI's fast start, while trinit is still single-threaded.
-
-    Not posix_spawn: glibc's leaves its internal signals 32 and 33 ignored in the child.
-    Not subprocess: importing it costs milliseconds before the main process may start. The
-    child gets its own process group and, when stdin is a terminal, the terminal's
-    foreground before it can read (no SIGTTIN race); then every disposition is reset and
-    the mask emptied right before exec. An exec error comes back through a CLOEXEC pipe.
-    """
-    errors_r, errors_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child execs or exits
-        try:
-            os.close(errors_r)
-            os.setpgid(0, 0)
-            if os.isatty(0):
-                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-                try:
-                    os.tcsetpgrp(0, os.getpid())
-                except OSError:
-                    pass
-            for signum in _RESETTABLE:
-                try:
-                    signal.signal(signum, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            os.execve(path, list(argv), env)
-        except OSError as exc:
-            os.write(errors_w, str(exc.errno or errno.ENOEXEC).encode())
-        finally:
-            os._exit(127)
-    os.close(errors_w)
-    try:
-        report = os.read(errors_r, 16)  # empty once the exec has closed the pipe
-    finally:
-        os.close(errors_r)
-    if report:
-        os.waitpid(pid, 0)  # nobody else waits yet: the reaper starts later
-        code = int(report)
-        raise OSError(code, os.strerror(code), argv[0])
-    return pid
 
 
 class RealOS:
@@ -420,8 +354,3 @@ def _prctl(option: int, value: int) -> None:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
 
-
-def exit_now(code: int) -> None:
-    """Leave without running atexit hooks or joining threads (the runtime has cleaned up)."""
-    sys.stdout.flush()
-    os._exit(code)
