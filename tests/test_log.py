@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fdutil import TS_RE
 
-from trinit.io.log import Logger
-from trinit.io.output import FdWriter
+from trinit.io.log import Logger, rfc3339_utc
+from trinit.io.writer import FdWriter
 
-TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DROP_RE = re.compile(rb"trinit: warning: (\d+) log lines were dropped because stderr was not being read\n")
 
 
@@ -271,8 +271,14 @@ def test_stderr_closed_does_not_crash() -> None:
 
 
 def test_default_writer_is_the_shared_stderr_writer() -> None:
-    from trinit.io.output import stdio_writer
+    from trinit.io.writer import stdio_writer
 
     assert stdio_writer(2) is stdio_writer(2)
     assert stdio_writer(1) is not stdio_writer(2)
     assert Logger().writer is stdio_writer(2)
+
+
+def test_rfc3339_utc() -> None:
+    assert rfc3339_utc(0) == "1970-01-01T00:00:00.000Z"
+    assert rfc3339_utc(1700000000.1234) == "2023-11-14T22:13:20.123Z"
+    assert TS_RE.match(rfc3339_utc())

@@ -1,98 +1,25 @@
-"""FdWriter and pump_output against real pipes and files."""
+"""pump_output against real pipes and files."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
+from fdutil import TS_RE, read_to_eof, small_pipe
 
-from trinit.io.output import MAX_LINE, FdWriter, pump_output, rfc3339_utc
-
-TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
+from trinit.io.output import MAX_LINE, pump_output
+from trinit.io.writer import FdWriter
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def small_pipe() -> tuple[int, int]:
-    """A pipe with the smallest kernel buffer, so it fills after a few KiB."""
-    r, w = os.pipe()
-    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
-    return r, w
-
-
-def read_exactly(fd: int, n: int) -> bytes:
-    """Blocking read of n bytes (run in a thread)."""
-    parts: list[bytes] = []
-    got = 0
-    while got < n:
-        b = os.read(fd, min(65536, n - got))
-        if not b:
-            break
-        parts.append(b)
-        got += len(b)
-    return b"".join(parts)
-
-
-def read_to_eof(fd: int) -> bytes:
-    parts: list[bytes] = []
-    while b := os.read(fd, 65536):
-        parts.append(b)
-    return b"".join(parts)
-
-
-def stall(writer: FdWriter, w: int, size: int = 1000) -> list[bytes]:
-    """Wedge ``writer`` (on pipe write end ``w``): pipe full, thread stuck in write, queue full.
-
-    Returns everything the pipe's reader will see, in order. Deterministic: the queue only
-    fills once the thread is known to be blocked in os.write, so it cannot drain behind us.
-    """
-    os.set_blocking(w, False)
-    prefill = b""
-    try:
-        while True:
-            prefill += b"P" * os.write(w, b"P" * 4096)
-    except BlockingIOError:
-        pass
-    finally:
-        os.set_blocking(w, True)
-    seen = [prefill]
-    first = b"F" * size
-    assert writer.put_nowait(first)
-    seen.append(first)
-    deadline = time.monotonic() + 10
-    while not writer.flushed() and writer._queue:  # until the thread has popped it
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
-    i = 0
-    while True:
-        chunk = (f"{i:08d}".encode() * (size // 8 + 1))[:size]
-        if not writer.put_nowait(chunk):
-            return seen
-        seen.append(chunk)
-        i += 1
-        assert i < 100_000, "the writer never filled up"
-
-
-@pytest.fixture
-def out_file(tmp_path: Path) -> Iterator[tuple[int, Callable[[], bytes]]]:
-    """An fd on a regular file (writes never block) and a function reading it back."""
-    path = tmp_path / "out"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    yield fd, path.read_bytes
-    os.close(fd)
 
 
 async def pump(
@@ -133,163 +60,6 @@ async def pump(
     finally:
         os.close(out_fd)
     return path.read_bytes()
-
-
-# -- rfc3339 ------------------------------------------------------------------------------
-
-
-def test_rfc3339_utc() -> None:
-    assert rfc3339_utc(0) == "1970-01-01T00:00:00.000Z"
-    assert rfc3339_utc(1700000000.1234) == "2023-11-14T22:13:20.123Z"
-    assert TS_RE.match(rfc3339_utc())
-
-
-# -- FdWriter -----------------------------------------------------------------------------
-
-
-def test_writer_writes_everything_in_order(out_file: tuple[int, Callable[[], bytes]]) -> None:
-    fd, read_back = out_file
-    writer = FdWriter(fd, capacity=8)
-    chunks = [f"line {i}\n".encode() * (i % 7 + 1) for i in range(5000)]
-    for chunk in chunks:
-        while not writer.put_nowait(chunk):
-            writer.close(10)  # queue full: let it drain (sync caller)
-    writer.close(10)
-    assert writer.flushed()
-    assert read_back() == b"".join(chunks)
-    assert os.get_blocking(fd)
-
-
-async def test_put_backpressure_blocks_then_delivers_everything_in_order() -> None:
-    r, w = small_pipe()
-    try:
-        writer = FdWriter(w, capacity=4)
-        accepted = stall(writer, w)  # the pipe is full and so is the queue
-        assert not writer.put_nowait(b"refused")
-
-        extra = [f"awaited {i}\n".encode() * 50 for i in range(20)]
-        done = trio.Event()
-
-        async def producer() -> None:
-            for chunk in extra:
-                await writer.put(chunk)
-            done.set()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(producer)
-            await trio.testing.wait_all_tasks_blocked()
-            assert not done.is_set(), "put() should wait while the queue is full"
-            expected = b"".join(accepted) + b"".join(extra)
-            got = await trio.to_thread.run_sync(read_exactly, r, len(expected))
-            await done.wait()
-        assert got == expected  # complete, in order, nothing lost, nothing refused slipped in
-        assert os.get_blocking(w), "the writer must never make its fd non-blocking"
-    finally:
-        os.close(r)
-        os.close(w)
-
-
-async def test_cancelled_put_queues_nothing_and_later_puts_work() -> None:
-    r, w = small_pipe()
-    try:
-        writer = FdWriter(w, capacity=2)
-        accepted = stall(writer, w)
-        with trio.CancelScope() as scope:
-            scope.cancel()
-            await writer.put(b"never (already cancelled)")
-        with trio.move_on_after(0.05):
-            await writer.put(b"never (cancelled while waiting)")
-        expected = b"".join(accepted) + b"after\n"
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer.put, b"after\n")
-            got = await trio.to_thread.run_sync(read_exactly, r, len(expected))
-        assert got == expected
-    finally:
-        os.close(r)
-        os.close(w)
-
-
-def test_close_is_bounded_when_the_fd_stalls() -> None:
-    r, w = small_pipe()
-    try:
-        writer = FdWriter(w, capacity=4)
-        stall(writer, w)
-        t0 = time.monotonic()
-        writer.close(0.2)
-        elapsed = time.monotonic() - t0
-        assert 0.19 <= elapsed < 2.0
-        assert not writer.flushed()
-    finally:
-        os.close(r)  # the thread then gets EPIPE and discards the rest
-        os.close(w)
-
-
-async def test_reader_gone_discards_without_crashing() -> None:
-    r, w = os.pipe()
-    os.close(r)
-    try:
-        writer = FdWriter(w, capacity=2)
-        assert writer.put_nowait(b"first")
-        writer.close(5)  # the first write fails with EPIPE
-        assert writer.broken
-        for _ in range(100):
-            assert writer.put_nowait(b"x" * 1000)  # never refused from now on: discarded, not dropped
-        await writer.put(b"y")
-        writer.close(5)
-        assert writer.flushed()
-        assert writer._thread is not None and writer._thread.is_alive()
-    finally:
-        os.close(w)
-
-
-async def test_put_waiters_released_when_reader_goes_away() -> None:
-    r, w = small_pipe()
-    try:
-        writer = FdWriter(w, capacity=2)
-        stall(writer, w)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer.put, b"blocked")
-            await trio.testing.wait_all_tasks_blocked()
-            os.close(r)  # the writer thread gets EPIPE, discards, and wakes the waiter
-        assert writer.broken
-    finally:
-        os.close(w)
-
-
-def test_writer_thread_blocks_all_signals_and_is_idle_quiet(
-    out_file: tuple[int, Callable[[], bytes]],
-) -> None:
-    fd, _ = out_file
-    main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    writer = FdWriter(fd)
-    writer.start()
-    writer.start()  # idempotent
-    thread = writer._thread
-    assert thread is not None and thread.daemon
-    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == main_mask, "caller's mask must be restored"
-    writer.put_nowait(b"hello\n")
-    writer.close(5)
-    tid = thread.native_id
-
-    def status() -> dict[str, str]:
-        text = Path(f"/proc/self/task/{tid}/status").read_text()
-        return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-
-    blocked = int(status()["SigBlk"].strip(), 16)
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP) or sig > 64:
-            continue
-        assert blocked & (1 << (sig - 1)), f"signal {sig} not blocked in the writer thread"
-    # Idle: asleep on a condition without a timeout, so no wake-ups at all. (A measurement,
-    # not synchronization: let it settle into its wait, then count switches over 0.3 s.)
-    before = status()["voluntary_ctxt_switches"]
-    for _ in range(100):
-        time.sleep(0.02)
-        now, before = before, status()["voluntary_ctxt_switches"]
-        if now == before:
-            break
-    time.sleep(0.3)
-    assert status()["voluntary_ctxt_switches"] == before
 
 
 # -- pump_output --------------------------------------------------------------------------
@@ -456,6 +226,7 @@ async def test_cancel_flushes_what_was_already_read(tmp_path: Path) -> None:
         os.close(out_fd)
 
 
-def test_import_does_not_pull_in_trio() -> None:
-    code = "import sys, trinit.io.output, trinit.io.log; sys.exit('trio' in sys.modules)"
+def test_logger_import_does_not_pull_in_trio() -> None:
+    """The logger reports a config error before trio is loaded; only the pumps need trio."""
+    code = "import sys, trinit.io.writer, trinit.io.log; sys.exit('trio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,25 +1,36 @@
 """trinit's own event lines on stderr (SPEC §6), text or JSON, never blocking trinit.
 
 Usable before trio is imported (the CLI's fast start), inside trio, and after ``trio.run``
-returned: nothing here needs trio, and nothing heavy is imported at module level.
+returned: nothing here needs trio (a config error is reported without loading it).
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import TYPE_CHECKING, Literal
+
+from .writer import FdWriter, stdio_writer
 
 if TYPE_CHECKING:
     from ..config.model import LogFormat
 
-from .output import FdWriter, rfc3339_utc, stdio_writer
-
 Level = Literal["debug", "info", "warning", "error"]
 
-__all__ = ["Level", "Logger"]
+__all__ = ["Level", "Logger", "rfc3339_utc"]
 
 _RANK = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _TEXT_TAG = {"debug": "", "info": "", "warning": "warning: ", "error": "error: "}
 _RESERVED = frozenset({"ts", "level", "event", "process", "pid", "message"})
+
+
+def rfc3339_utc(t: float | None = None) -> str:
+    """RFC 3339 UTC timestamp with milliseconds (``2024-05-01T12:00:00.123Z``), without datetime."""
+    if t is None:
+        t = time.time()
+    secs = int(t)
+    ms = int((t - secs) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z"
 
 
 def _threshold(verbosity: int) -> int:
@@ -179,8 +190,6 @@ class Logger:
         fields: dict[str, object],
     ) -> bytes:
         if self.log_format == "json":
-            import json
-
             obj: dict[str, object] = {
                 "ts": rfc3339_utc(),
                 "level": level,

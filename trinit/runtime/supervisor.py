@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..config.model import ProcessSpec
     from ..config.plan import Plan
     from ..io.log import Logger
-    from ..io.output import FdWriter
+    from ..io.writer import FdWriter
     from ..system.real import RealOS
     from ..system.reaper import ExitWatcher
     from ..system.status import ExitStatus
@@ -246,7 +246,8 @@ class Supervisor:
         return ends[0], ends[1]
 
     def _start_pump(self, runner: Runner, fd: int, stream: Stream) -> None:
-        from ..io.output import pump_output, stdio_writer
+        from ..io.output import pump_output
+        from ..io.writer import stdio_writer
 
         spec = runner.spec
         # One writer per fd, shared with trinit's own log, so lines never interleave.

@@ -1,0 +1,275 @@
+"""Writing trinit's own stdout/stderr from one daemon thread, so trio never blocks on them.
+
+trinit's fds 1 and 2 are inherited stdio, shared with the main process, so they must stay
+blocking (O_NONBLOCK would make the main process see EAGAIN). Blocking writes therefore
+happen in one daemon thread per fd, fed by a bounded queue; trio only ever enqueues.
+
+The logger uses this module before trio is imported (a config error is reported without
+loading trio), so trio is imported only inside :meth:`FdWriter.put`, which runs in trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import trio
+
+__all__ = ["FdWriter", "stdio_writer"]
+
+#: Most bytes the writer thread joins into one os.write (fewer syscalls under load).
+_BATCH_BYTES = 64 * 1024
+#: errnos that mean the reader of the fd is gone for good: stop writing, discard.
+_GONE_ERRNOS = frozenset({32, 9, 5})  # EPIPE, EBADF, EIO (same values on every Linux arch)
+
+
+class FdWriter:
+    """Writes whole chunks to an fd (trinit's stdout or stderr) from one daemon thread, so trio never blocks on a stalled terminal.
+
+    The queue is bounded by ``capacity`` chunks and by ``max_bytes`` (a single chunk is
+    always accepted into an empty queue, so an oversized chunk cannot wedge it). Chunks are
+    written in order, each completely, by the one thread; the fd is never made
+    non-blocking. Once the fd reports EPIPE/EBADF/EIO everything is discarded from then on
+    (the reader is gone): puts still succeed, so callers neither block nor count drops.
+
+    The thread is started lazily, is a daemon, blocks every signal (so signals always reach
+    the main thread), and sleeps on a condition variable when idle: no timeouts, no polling.
+    """
+
+    def __init__(self, fd: int, *, capacity: int = 4096, max_bytes: int = 4 * 1024 * 1024) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.fd = fd
+        self._capacity = capacity
+        self._max_bytes = max_bytes
+        # Space waiters are woken once the queue is at most half full: fewer cross-thread
+        # wake-ups than one per freed slot, and robust against a woken waiter being cancelled.
+        self._low_water = capacity // 2
+        # RLock: a Python-level signal handler that logs runs on the main thread between
+        # bytecodes, possibly while that thread is inside put_nowait.
+        self._lock = threading.RLock()
+        self._not_empty = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._writing = False  # the thread holds a popped batch not yet fully written
+        self._broken = False
+        self._thread: threading.Thread | None = None
+        # (trio token, event) of tasks blocked in put() for space.
+        self._waiters: list[tuple[trio.lowlevel.TrioToken, trio.Event]] = []
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def broken(self) -> bool:
+        """True once the fd's reader is gone (EPIPE/EBADF/EIO); output is discarded since."""
+        return self._broken
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent).
+
+        All signals are blocked in the calling thread while the new thread is created, so it
+        is born with everything blocked: no window in which a signal could land on it. It
+        also blocks them itself first thing, as documented.
+        """
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name=f"trinit-fd{self.fd}-writer", daemon=True)
+            try:
+                old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            except (OSError, ValueError):  # pragma: no cover - exotic platforms
+                old = None
+            try:
+                thread.start()
+            finally:
+                if old is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            self._thread = thread
+
+    def put_nowait(self, data: bytes) -> bool:
+        """Queue one chunk; never blocks. False if the queue is full (the caller counts drops)."""
+        if self._thread is None:
+            self.start()
+        with self._lock:
+            if self._broken:
+                return True
+            if not self._has_room_locked(len(data)):
+                return False
+            self._append_locked(data)
+            return True
+
+    async def put(self, data: bytes) -> None:
+        """Queue one chunk, waiting (in trio) while the queue is full: backpressure, never drops.
+
+        A checkpoint either way. If cancelled, the chunk was not queued.
+        """
+        import trio  # here, not at the top: the logger writes before trio is imported
+
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._thread is None:
+            self.start()
+        token = trio.lowlevel.current_trio_token()
+        while True:
+            with self._lock:
+                if self._broken:
+                    break
+                if self._has_room_locked(len(data)):
+                    self._append_locked(data)
+                    break
+                waiter = (token, trio.Event())
+                self._waiters.append(waiter)
+            try:
+                await waiter[1].wait()
+            finally:
+                with self._lock:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def close(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for everything queued to be written (blocking).
+
+        Meant for exit, from sync code inside or outside trio. The writer stays usable
+        afterwards (a late log line still goes out); the daemon thread never holds up exit.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            if self._thread is None:
+                return
+            while (self._queue or self._writing) and not self._broken:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._idle.wait(remaining)
+
+    def flushed(self) -> bool:
+        """True when nothing is queued or being written (or the fd is gone)."""
+        with self._lock:
+            return self._broken or not (self._queue or self._writing)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _has_room_locked(self, size: int) -> bool:
+        if not self._queue:
+            return True
+        return len(self._queue) < self._capacity and self._queued_bytes + size <= self._max_bytes
+
+    def _append_locked(self, data: bytes) -> None:
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        if len(self._queue) == 1:
+            self._not_empty.notify()
+
+    def _take_waiters_locked(self) -> list[tuple[trio.lowlevel.TrioToken, trio.Event]]:
+        if not self._waiters:
+            return []
+        if not self._broken and (
+            len(self._queue) > self._low_water or self._queued_bytes > self._max_bytes // 2
+        ):
+            return []
+        waiters = self._waiters
+        self._waiters = []
+        return waiters
+
+    @staticmethod
+    def _wake(waiters: list[tuple[trio.lowlevel.TrioToken, trio.Event]]) -> None:
+        if not waiters:
+            return
+        for token, event in waiters:
+            # trio.RunFinishedError: that run is over, nobody left to wake.
+            with contextlib.suppress(Exception):
+                token.run_sync_soon(event.set)
+
+    def _run(self) -> None:
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        except Exception:  # pragma: no cover - best effort
+            pass
+        while True:
+            with self._lock:
+                while not self._queue:
+                    if self._writing:
+                        self._writing = False
+                        self._idle.notify_all()
+                    self._not_empty.wait()
+                chunks: list[bytes] = []
+                size = 0
+                while self._queue and size < _BATCH_BYTES:
+                    chunk = self._queue.popleft()
+                    chunks.append(chunk)
+                    size += len(chunk)
+                self._queued_bytes -= size
+                self._writing = True
+                waiters = self._take_waiters_locked()
+            self._wake(waiters)
+            if not self._broken:
+                # Never let the thread die on a surprise: put() would then wait forever.
+                with contextlib.suppress(Exception):
+                    self._write_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                # Somebody else made the shared file description non-blocking: wait for room
+                # without spinning, and never touch the flag ourselves.
+                if not self._wait_writable():
+                    return
+                continue
+            except OSError as exc:
+                if exc.errno in _GONE_ERRNOS:
+                    self._mark_broken()
+                # Anything else (ENOSPC, EFBIG, ...): lose this batch, keep going.
+                return
+            view = view[n:]
+
+    def _wait_writable(self) -> bool:
+        try:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLOUT)
+            for _fd, ev in poller.poll():
+                if ev & (select.POLLERR | select.POLLNVAL):
+                    self._mark_broken()
+                    return False
+        except OSError:
+            self._mark_broken()
+            return False
+        return True
+
+    def _mark_broken(self) -> None:
+        with self._lock:
+            self._broken = True
+            self._queue.clear()
+            self._queued_bytes = 0
+            waiters = self._waiters
+            self._waiters = []
+            self._idle.notify_all()
+        self._wake(waiters)
+
+
+_SHARED: dict[int, FdWriter] = {}
+
+
+def stdio_writer(fd: int) -> FdWriter:
+    """The process-wide writer for trinit's own fd 1 or 2, created on first use.
+
+    Everything that writes to one fd should share its writer: one thread writing in order
+    means lines from the logger and from prefixed children never interleave mid-line,
+    even where a batch is larger than PIPE_BUF.
+    """
+    writer = _SHARED.get(fd)
+    if writer is None:
+        writer = _SHARED.setdefault(fd, FdWriter(fd))  # setdefault: atomic under the GIL
+    return writer
