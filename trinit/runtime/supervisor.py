@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..config.plan import Plan
     from ..io.log import Logger
     from ..io.writer import FdWriter
-    from ..system.real import RealOS
+    from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
     from ..system.status import ExitStatus
 
@@ -65,7 +65,7 @@ class Supervisor:
         self,
         plan: Plan,
         *,
-        os_layer: RealOS,
+        os_layer: OSLayer,
         log: Logger,
         options: RuntimeOptions | None = None,
         environ: Mapping[str, str] | None = None,

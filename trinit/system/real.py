@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .environ import Credentials
+    from .protocol import OSLayer
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -312,6 +313,10 @@ class RealOS:
 
     def take_terminal(self) -> None:
         _tcsetpgrp(os.getpgrp())
+
+
+#: mypy checks that RealOS is an OSLayer (a missing or mistyped method fails the check).
+_IS_OS_LAYER: type[OSLayer] = RealOS
 
 
 def _makedirs_0755(folder: str) -> None:

@@ -6,7 +6,6 @@ next checkpoint), and both set its status exactly once.
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -18,7 +17,7 @@ from .status import ExitStatus
 
 if TYPE_CHECKING:
     from ..io.log import Logger
-    from .real import RealOS
+    from .protocol import OSLayer
 
 #: How many exits of pids nobody has asked about yet we remember (orphans are counted, not kept).
 _UNCLAIMED_MAX = 1024
@@ -63,7 +62,7 @@ class Reaper:
 
     reaps_orphans = True
 
-    def __init__(self, os_layer: RealOS, log: Logger | None = None) -> None:
+    def __init__(self, os_layer: OSLayer, log: Logger | None = None) -> None:
         self._os = os_layer
         self._log = log
         self._waiters: dict[int, Waiter] = {}
@@ -71,7 +70,6 @@ class Reaper:
         self._found: deque[tuple[int, int]] = deque()  # collected, not yet dispatched
         self._childless = False  # waitpid said ECHILD, and nothing was spawned since
         self._no_children = trio.Event()
-        self.orphans_reaped = 0
         #: Called for each reaped pid nobody watches (with its raw status); keep it cheap.
         self.on_orphan: Callable[[int, int], None] | None = None
 
@@ -121,7 +119,6 @@ class Reaper:
                 continue
             # An orphan (or, rarely, a child whose watch comes later): keep it cheap, as
             # thousands can exit at once.
-            self.orphans_reaped += 1
             unclaimed = self._unclaimed
             unclaimed[pid] = raw
             if len(unclaimed) > _UNCLAIMED_MAX:
@@ -145,7 +142,7 @@ class PidfdWatcher:
 
     reaps_orphans = False
 
-    def __init__(self, os_layer: RealOS, nursery: trio.Nursery) -> None:
+    def __init__(self, os_layer: OSLayer, nursery: trio.Nursery) -> None:
         self._os = os_layer
         self._nursery = nursery
         self._live: set[Waiter] = set()
@@ -171,7 +168,7 @@ class PidfdWatcher:
             waiter._set(ExitStatus.from_wait_status(raw))
         finally:
             trio.lowlevel.notify_closing(pidfd)
-            os.close(pidfd)
+            self._os.close(pidfd)
             waiter.pidfd = None
             self._live.discard(waiter)
             self._changed.set()

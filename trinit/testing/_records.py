@@ -1,0 +1,71 @@
+"""What a :class:`~trinit.testing.FakeOS` records: spawns, signals sent, and its processes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from ._behaviour import Behaviour
+
+if TYPE_CHECKING:
+    from ..system.environ import Credentials
+
+
+@attrs.frozen
+class Spawn:
+    """One call of ``spawn``: what was asked, when, and the pid (or the errno it failed with)."""
+
+    time: float
+    name: str
+    attempt: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str | None
+    creds: Credentials | None
+    stdin: int | None
+    stdout: int | None
+    stderr: int | None
+    pid: int | None
+    error: int | None = None
+
+
+@attrs.frozen
+class Sent:
+    """One signal sent: to ``pid`` (a process), to a process group (``group``), or to
+    everyone left (``everyone``, pid -1). ``name`` is the fake process it was aimed at."""
+
+    time: float
+    pid: int
+    signal: int
+    group: bool = False
+    everyone: bool = False
+    name: str | None = None
+    via: Literal["kill", "killpg", "kill_all", "pidfd"] = "kill"
+
+
+@attrs.define(eq=False)
+class FakeProcess:
+    """A fake process: its script and what happened to it."""
+
+    pid: int
+    name: str
+    argv: tuple[str, ...]
+    behaviour: Behaviour
+    attempt: int
+    started_at: float
+    pgid: int
+    adopted: bool = False
+    #: Raw wait status once it has ended; ``exited_at`` says when.
+    status: int | None = None
+    exited_at: float | None = None
+    reaped: bool = False
+    received: list[Sent] = attrs.field(factory=list)
+    _due: float | None = None
+    _due_status: int = 0
+    _generation: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.status is None
