@@ -6,7 +6,9 @@ between restarts takes effect, and a user added to a group is seen on the next s
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -42,9 +44,6 @@ def resolve_credentials(spec: ProcessSpec) -> Credentials | None:
     ``setgroups`` would fail without privileges.  Raises ConfigError when a name no
     longer exists (the passwd database changed since the config was checked).
     """
-    import grp
-    import pwd
-
     if (spec.user is None and spec.group is None) or os.geteuid() != 0:
         return None
     where = f'process "{spec.name}"'

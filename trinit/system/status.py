@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import signal as _signal
 
 import attrs
 
@@ -29,8 +31,6 @@ class ExitStatus:
     def exit_code(self) -> int:
         """The code a shell would report: the code, 128+N for signal N, 127/126 for spawn errors."""
         if self.spawn_errno is not None:
-            import errno
-
             return 127 if self.spawn_errno == errno.ENOENT else 126
         if self.signal is not None:
             return 128 + self.signal
@@ -40,8 +40,6 @@ class ExitStatus:
         if self.spawn_errno is not None:
             return f"could not start ({os.strerror(self.spawn_errno)})"
         if self.signal is not None:
-            import signal as _signal
-
             try:
                 name = _signal.Signals(self.signal).name
             except ValueError:
