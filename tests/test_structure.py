@@ -8,6 +8,8 @@ surface of ``trinit`` and ``trinit.testing`` pinned.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,6 +214,27 @@ def test_only_the_system_layer_makes_syscalls(module: str) -> None:
         and (node.value.id, node.attr) in SYSCALLS
     ]
     assert not calls, f"{MODULES[module]}: {calls}; go through the OSLayer (trinit/system/)"
+
+
+FAST_START = """
+import os, sys
+from trinit.boot.argv import parse_args
+from trinit.boot.main import _spawn_main_now
+from trinit.system.real import RealOS
+
+opts = parse_args(["-gv", "-t5", "-p", "TERM", "-r", "TERM:QUIT", "--", "true"], os.environ)
+RealOS().set_subreaper()
+pid = _spawn_main_now(opts.command)
+assert os.waitpid(pid, 0)[1] == 0
+print(" ".join(sorted(m for m in ("trio", "attrs", "subprocess", "typing", "threading") if m in sys.modules)))
+"""
+
+
+def test_the_fast_start_spawns_before_anything_heavy_is_imported() -> None:
+    """argv parsing, RealOS's set-up and the zero-config spawn load none of these."""
+    proc = subprocess.run([sys.executable, "-c", FAST_START], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == []
 
 
 TRINIT_ALL = [
