@@ -101,7 +101,9 @@ def _check(args: list[str]) -> NoReturn:
             path = arg.partition("=")[2]
             i += 1
         elif arg in ("-h", "--help"):
-            sys.stdout.write("usage: trinit check [-c FILE]\n\nValidate a config; print its start and stop plan.\n")
+            sys.stdout.write(
+                "usage: trinit check [-c FILE]\n\nValidate a config; print its start and stop plan.\n"
+            )
             sys.stdout.flush()
             os._exit(0)
         else:
@@ -121,4 +123,3 @@ def _check(args: list[str]) -> NoReturn:
     sys.stdout.write(render_plan(plan).rstrip("\n") + "\n")
     sys.stdout.flush()
     os._exit(0)
-

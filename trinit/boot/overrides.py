@@ -51,7 +51,9 @@ def apply_cli(config: Config, opts: Options) -> Config:
             signal_group=opts.process_group or main_spec.signal_group,
             stop_timeout=main_spec.stop_timeout if opts.stop_timeout is None else opts.stop_timeout,
         )
-        config = attrs.evolve(config, processes=tuple(new_main if p is main_spec else p for p in config.processes))
+        config = attrs.evolve(
+            config, processes=tuple(new_main if p is main_spec else p for p in config.processes)
+        )
     if opts.shutdown_timeout is not None:
         config = attrs.evolve(config, shutdown_timeout=opts.shutdown_timeout)
     if opts.log_format is not None:

@@ -139,7 +139,9 @@ class RealOS:
 
             resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         try:
-            return self._spawn_popen(path, argv, None if inherit_environ else env, cwd, creds, stdin, stdout, stderr)
+            return self._spawn_popen(
+                path, argv, None if inherit_environ else env, cwd, creds, stdin, stdout, stderr
+            )
         finally:
             if limits is not None:
                 import resource
@@ -358,4 +360,3 @@ def _prctl(option: int, value: int) -> None:
     if libc.prctl(option, value, 0, 0, 0) != 0:  # pragma: no cover - needs a broken kernel
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
-
