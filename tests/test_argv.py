@@ -10,7 +10,7 @@ import pytest
 
 from trinit.boot.argv import HELP, Options, UsageError, parse_args
 from trinit.boot.overrides import apply_cli, load_for_cli
-from trinit.config.defaults import SHUTDOWN_TIMEOUT, STOP_TIMEOUT
+from trinit.config.defaults import LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 from trinit.config.model import Config, ProcessSpec
 
 # A config whose values all differ from the defaults and from what the tests pass.
@@ -172,6 +172,7 @@ def test_nothing_given_leaves_everything_unset() -> None:
 def test_help_quotes_the_defaults() -> None:
     assert f"(default {STOP_TIMEOUT:g})" in HELP
     assert f"(default {SHUTDOWN_TIMEOUT:g}," in HELP
+    assert f"(default {LOG_FORMAT})" in HELP
 
 
 # ------------------------------------------------------------------------------- the command
@@ -324,7 +325,7 @@ def test_log_format_command_line_over_file_over_default(config_file: str) -> Non
     assert load_for_cli(parse("--log-format", "text", "-c", config_file)).log_format == "text"
     assert load_for_cli(parse("-c", config_file)).log_format == "json"
     assert load_for_cli(parse("--log-format=json", "app")).log_format == "json"
-    assert load_for_cli(parse("app")).log_format == "text"
+    assert load_for_cli(parse("app")).log_format == LOG_FORMAT
 
 
 def test_process_group_command_line_or_environment_over_file(config_file: str) -> None:

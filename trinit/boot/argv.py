@@ -7,7 +7,7 @@ one line on stderr and exit 2.
 
 from __future__ import annotations
 
-from ..config.defaults import SHUTDOWN_TIMEOUT, STOP_TIMEOUT
+from ..config.defaults import LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
@@ -45,6 +45,7 @@ options:
                             [env TRINIT_VERBOSITY=N]
       --log-format text|json
                             trinit's log lines, and prefixed process output
+                            (default {LOG_FORMAT})
       --version             print the version
   -h, --help                print this help
 
