@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     early: int | OSError | None = None
     if opts.config is None:
         early = _spawn_main_now(opts.command)
+    else:
+        _signals.exit_on_stop_signals(opts.rewrite)
     from .._errors import ConfigError
     from ..runtime.run import run_cli
 

@@ -8,6 +8,7 @@ the scheduler. Everything else (shutdown, logging) is handed to the runtime thro
 
 from __future__ import annotations
 
+import os
 import signal
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
@@ -68,6 +69,26 @@ def block(signals: frozenset[int] = HANDLED) -> None:
 
 def unblock(signals: frozenset[int] = HANDLED) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def exit_on_stop_signals(rewrite: Mapping[int, int]) -> None:
+    """While the config loads, SIGTERM and SIGINT end trinit at once with 128+N.
+
+    Nothing has been started yet, so there is nothing to stop gracefully, and holding the
+    signal blocked through a slow load (a FIFO whose writer has not come, a huge config)
+    would leave ``docker stop`` waiting for its kill timeout. A signal that ``-r`` drops
+    stays blocked. The runtime's handlers replace these before anything starts.
+    """
+    stop = frozenset(s for s in SHUTDOWN if rewrite.get(s, s) != 0)
+    for signum in stop:
+        signal.signal(signum, _exit_before_start)
+    unblock(stop)
+
+
+def _exit_before_start(signum: int, frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    os.write(2, f"trinit: received {name} while loading the config; nothing was started\n".encode())
+    os._exit(128 + signum)
 
 
 class SignalRouter:
