@@ -223,6 +223,11 @@ def test_an_option_value_may_look_like_an_option() -> None:
         (["-r", "TERM"], "option -r: invalid value 'TERM' (FROM:TO with signal names or numbers"),
         (["-r", "TERM:NOPE"], "option -r: invalid value 'TERM:NOPE'"),
         (["--log-format", "xml"], "option --log-format: invalid value 'xml' (text or json)"),
+        (["-c", ""], "option -c: the config path is empty"),
+        (["--config="], "option --config: the config path is empty"),
+        (["-r", "KILL:TERM"], "option -r: SIGKILL cannot be caught, so it cannot be rewritten"),
+        (["-r", "sigstop:0"], "option -r: SIGSTOP cannot be caught, so it cannot be rewritten"),
+        (["-r", "9:15"], "option -r: SIGKILL cannot be caught"),
     ],
 )
 def test_usage_errors_are_one_line(argv: list[str], message: str) -> None:

@@ -53,3 +53,17 @@ def test_bad_config_starts_nothing(path: pathlib.Path, stand_ins: tuple[pathlib.
     assert " started" not in proc.stderr
     assert proc.stdout == ""
     assert list(markers.iterdir()) == [], f"{path.name} started {[m.name for m in markers.iterdir()]}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-c"], "trinit: check: option -c needs a value"),
+        (["--config"], "trinit: check: option --config needs a value"),
+        (["-c", ""], "trinit: check: option -c: the config path is empty"),
+    ],
+)
+def test_check_usage_errors_say_what_is_wrong(args: list[str], message: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "trinit", "check", *args], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[0] == message

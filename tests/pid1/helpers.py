@@ -283,6 +283,21 @@ class Trinit:
                 pass
 
 
+def _config_mode(args: list[str]) -> bool:
+    """Whether trinit's own options (before the command) include -c/--config."""
+    with_value = {"-c", "--config", "-t", "--stop-timeout", "-p", "--pdeathsig", "-e", "--success-exit",
+                  "-r", "--rewrite", "--shutdown-timeout", "--log-format", "--control-socket"}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--" or not a.startswith("-"):
+            return False
+        if a in ("-c", "--config") or a.startswith("--config="):
+            return True
+        i += 2 if a in with_value else 1
+    return False
+
+
 class Harness:
     """Starts trinit runs in ``tmp``; :meth:`close` kills whatever is left."""
 
@@ -301,9 +316,15 @@ class Harness:
         stdin: Any = subprocess.DEVNULL,
         capture_stdout: bool = True,
         preexec_fn: Callable[[], None] | None = None,
+        lifecycle: bool = True,
     ) -> Trinit:
+        """Run trinit with ``args``. Zero-config runs get ``-v`` (trinit is as quiet as tini by
+        default, and the harness waits on lifecycle lines) unless ``lifecycle=False``."""
         if pid1:
             require_namespaces()
+        args = list(args)
+        if lifecycle and not _config_mode(args) and not (env or {}).get("TRINIT_CONFIG"):
+            args.insert(0, "-v")
         self._count += 1
         stderr_path = self.tmp / f"trinit-{self._count}.stderr"
         stdout_path = self.tmp / f"trinit-{self._count}.stdout" if capture_stdout else None

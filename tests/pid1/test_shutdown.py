@@ -217,7 +217,7 @@ def test_not_pid1_signals_only_its_own_descendants(tmp_path, pid1):
     shell, so a wrong kill(-1) could only hit that namespace."""
     script = f"""
         sleep 30 & sibling=$!
-        {TRINIT} -- sh -c 'sleep 30 & echo $! > leftover; exit 0' 2> trinit.stderr
+        {TRINIT} -v -- sh -c 'sleep 30 & echo $! > leftover; exit 0' 2> trinit.stderr
         echo $? > code
         sleep 0.2
         if kill -0 $sibling 2>/dev/null; then echo alive > sibling; else echo dead > sibling; fi

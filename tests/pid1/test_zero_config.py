@@ -338,7 +338,7 @@ def test_pdeathsig_shuts_trinit_down_when_its_parent_dies(h):
         [
             "sh",
             "-c",
-            f"{TRINIT} -p TERM -- {argv} 2> trinit.stderr & echo $! > {pidfile}; "
+            f"{TRINIT} -v -p TERM -- {argv} 2> trinit.stderr & echo $! > {pidfile}; "
             f"while [ ! -e {rec.path('ready')} ]; do sleep 0.05; done",
         ],
         cwd=h.tmp,
@@ -389,31 +389,51 @@ def test_verbose_logs_debug_lines(h, as_pid1):
 
 
 def test_verbosity_env_is_like_v(h):
-    run = h.start(["--", *ORPHAN_CMD], pid1=False, env={"TRINIT_VERBOSITY": "1"})
+    run = h.start(["--", *ORPHAN_CMD], pid1=False, env={"TRINIT_VERBOSITY": "2"}, lifecycle=False)
     assert run.wait() == 0
-    assert "orphan" in run.stderr()
-    run = h.start(["--", *ORPHAN_CMD], pid1=False)
+    assert "orphan" in run.stderr(), "-vv (or TRINIT_VERBOSITY=2) shows debug lines"
+    run = h.start(["--", *ORPHAN_CMD], pid1=False, env={"TRINIT_VERBOSITY": "1"}, lifecycle=False)
     assert run.wait() == 0
-    assert "orphan" not in run.stderr(), "orphan lines are debug: hidden by default"
+    assert "orphan" not in run.stderr(), "orphan lines are debug: hidden at -v"
     assert "started" in run.stderr()
 
 
-def test_quiet_hides_info_lines(h):
-    run = h.start(["-q", "--", "sh", "-c", "echo out; echo err >&2; exit 0"], pid1=False)
+def test_zero_config_is_as_quiet_as_tini_by_default(h, as_pid1):
+    """SPEC §6: warnings and errors only; a clean run prints nothing of trinit's own."""
+    run = h.start(["--", "sh", "-c", "echo out; echo err >&2; exit 0"], pid1=as_pid1, lifecycle=False)
     assert run.wait() == 0
     assert run.stderr() == "err\n"
     assert run.stdout() == "out\n"
-    run = h.start(["--", "true"], pid1=False, env={"TRINIT_VERBOSITY": "-1"})
+    run = h.start(["--", *ORPHAN_CMD], pid1=as_pid1, lifecycle=False)
+    assert run.wait() == 0
+    assert run.stderr() == ""
+    # what matters still shows: a failure to start
+    run = h.start(["--", "no-such-command-trinit-test"], pid1=as_pid1, lifecycle=False)
+    assert run.wait() == 127
+    assert "no-such-command-trinit-test" in run.stderr()
+
+
+def test_v_shows_the_lifecycle_in_zero_config(h):
+    run = h.start(["-v", "--", "true"], pid1=False, lifecycle=False)
+    assert run.wait() == 0
+    assert "started" in run.stderr() and "shutdown" in run.stderr()
+
+
+def test_quiet_hides_warnings_too(h):
+    run = h.start(["-q", "--", "sh", "-c", "exit 3"], pid1=False, lifecycle=False)
+    assert run.wait() == 3
+    assert run.stderr() == ""
+    run = h.start(["--", "true"], pid1=False, env={"TRINIT_VERBOSITY": "-1"}, lifecycle=False)
     assert run.wait() == 0
     assert run.stderr() == ""
     # -q keeps what matters: a failure to start
-    run = h.start(["-q", "--", "no-such-command-trinit-test"], pid1=False)
+    run = h.start(["-q", "--", "no-such-command-trinit-test"], pid1=False, lifecycle=False)
     assert run.wait() == 127
     assert "no-such-command-trinit-test" in run.stderr()
 
 
 def test_command_line_verbosity_beats_environment(h):
-    run = h.start(["-q", "--", *ORPHAN_CMD], pid1=False, env={"TRINIT_VERBOSITY": "2"})
+    run = h.start(["-q", "--", *ORPHAN_CMD], pid1=False, env={"TRINIT_VERBOSITY": "2"}, lifecycle=False)
     assert run.wait() == 0
     assert run.stderr() == ""
 

@@ -7,6 +7,8 @@ one line on stderr and exit 2.
 
 from __future__ import annotations
 
+import signal
+
 from ..config.defaults import LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
@@ -41,8 +43,10 @@ options:
                             budget of the whole shutdown (default {SHUTDOWN_TIMEOUT:g}, inside Docker's 10 s;
                             use the orchestrator's grace minus 1 s)
                             [env TRINIT_SHUTDOWN_TIMEOUT]
-  -v, -q                    more / less of trinit's own log on stderr (-vv: debug)
-                            [env TRINIT_VERBOSITY=N]
+  -v, -q                    more / less of trinit's own log on stderr: by default
+                            warnings and errors only with a COMMAND (as tini), and the
+                            lifecycle too with -c; each -v adds a level (lifecycle, then
+                            debug), each -q takes one away [env TRINIT_VERBOSITY=N]
       --log-format text|json
                             trinit's log lines, and prefixed process output
                             (default {LOG_FORMAT})
@@ -171,6 +175,8 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
 
             try:
                 if what == "config":
+                    if not value:
+                        raise UsageError(f"option {name}: the config path is empty")
                     opts.config = value
                 elif what == "pdeathsig":
                     opts.pdeathsig = parse_signal(value)
@@ -183,7 +189,12 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
                     source, colon, target = value.partition(":")
                     if not colon:
                         raise ValueError(value)
-                    opts.rewrite[parse_signal(source)] = parse_signal(target, allow_zero=True)
+                    received = parse_signal(source)
+                    if received in _UNCATCHABLE:
+                        raise UsageError(
+                            f"option {name}: {_UNCATCHABLE[received]} cannot be caught, so it cannot be rewritten"
+                        )
+                    opts.rewrite[received] = parse_signal(target, allow_zero=True)
                 elif what in ("stop_timeout", "shutdown_timeout"):
                     setattr(opts, what, parse_duration(value))
                 elif what == "log_format":
@@ -221,6 +232,8 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
             ) from None
     return opts
 
+
+_UNCATCHABLE = {int(signal.SIGKILL): "SIGKILL", int(signal.SIGSTOP): "SIGSTOP"}
 
 _EXPECTED = {
     "config": "a file",

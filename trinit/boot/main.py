@@ -96,7 +96,9 @@ def _check(args: list[str]) -> NoReturn:
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in ("-c", "--config") and i + 1 < len(args):
+        if arg in ("-c", "--config"):
+            if i + 1 >= len(args):
+                _fail_usage(f"check: option {arg} needs a value")
             path = args[i + 1]
             i += 2
         elif arg.startswith("--config="):
@@ -110,6 +112,8 @@ def _check(args: list[str]) -> NoReturn:
             os._exit(0)
         else:
             _fail_usage(f"check: unexpected argument {arg!r}")
+    if path == "":
+        _fail_usage("check: option -c: the config path is empty")
     path = path or os.environ.get("TRINIT_CONFIG")
     if not path:
         _fail_usage("check: no config given: use 'trinit check -c FILE' or set TRINIT_CONFIG")

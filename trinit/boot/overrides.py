@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from .argv import Options
 
 
+def log_verbosity(opts: Options) -> int:
+    """How much trinit logs: zero-config is as quiet as tini (warnings and errors), a config
+    shows the lifecycle (SPEC §6); each ``-v`` adds a level, each ``-q`` takes one away."""
+    base = -1 if opts.config is None else 0
+    return base + (opts.verbosity or 0)
+
+
 def load_for_cli(opts: Options) -> Config:
     """The Config the command line asks for: zero-config, or the file with ``opts`` applied.
 

@@ -19,10 +19,10 @@ def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int
     Raises ConfigError (nothing left running) for :func:`trinit.boot.main.main` to report.
     """
     from .._errors import ConfigError
-    from ..boot.overrides import load_for_cli
+    from ..boot.overrides import load_for_cli, log_verbosity
     from ..io.log import Logger
 
-    log = Logger(verbosity=opts.verbosity or 0)
+    log = Logger(verbosity=log_verbosity(opts))
     try:
         config = load_for_cli(opts)
         from ..config.plan import make_plan
