@@ -93,7 +93,7 @@ def build_env(spec: ProcessSpec, base: Mapping[str, str], creds: Credentials | N
             env["HOME"] = creds.home
     if spec.env_file is not None:
         try:
-            env.update(read_env_file(spec.env_file))
+            env.update(read_env_file(spec.env_file, creds))
         except ConfigError as exc:
             raise ConfigError([f'process "{spec.name}": env_file: {e}' for e in exc.errors]) from None
     env.update(spec.env)
@@ -107,16 +107,29 @@ _LINE = re.compile(
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
 
-def read_env_file(path: str) -> dict[str, str]:
+def read_env_file(path: str, creds: Credentials | None = None) -> dict[str, str]:
     """Parse a dotenv file: ``KEY=value`` lines, ``#`` comments, blank lines, ``export KEY=value``.
 
     Values may be quoted: single quotes take the text as it is, double quotes know
     ``\\n``, ``\\t``, ``\\"`` and ``\\\\``; an unquoted value ends at a ``#`` that starts it
     or follows a space, and loses its surrounding spaces.  Nothing is expanded: the file
-    says what the variable holds.  Raises ConfigError naming the file and the line.
+    says what the variable holds.  Raises ConfigError naming the file and the line, never
+    the line's content (env files hold secrets).
+
+    With ``creds`` (a process that runs as another user) the file must be readable by that
+    user: trinit, usually root, reads it on the process's behalf and must not hand it a
+    file it could not read itself.
     """
     try:
         with open(path, encoding="utf-8") as f:
+            if creds is not None and not _may_read(os.fstat(f.fileno()), creds):
+                raise ConfigError(
+                    [
+                        f"{path}: user {creds.name or creds.uid} may not read this env file "
+                        "(trinit reads it with the permissions of the process's user; "
+                        "make it readable by that user or its group)"
+                    ]
+                )
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -128,7 +141,7 @@ def read_env_file(path: str) -> dict[str, str]:
             continue
         m = _LINE.fullmatch(line)
         if m is None:
-            errors.append(f"{path}: line {number}: expected KEY=value (got {line.strip()[:60]!r})")
+            errors.append(f"{path}: line {number}: expected KEY=value (the line is not shown: it may hold a secret)")
             continue
         if m["dq"] is not None:
             value = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e[1], "\\" + e[1]), m["dq"])
@@ -148,3 +161,14 @@ def read_env_file(path: str) -> dict[str, str]:
     if errors:
         raise ConfigError(errors)
     return values
+
+
+def _may_read(st: os.stat_result, creds: Credentials) -> bool:
+    """The classic permission check of ``open(O_RDONLY)`` for ``creds`` (root may read all)."""
+    if creds.uid == 0:
+        return True
+    if st.st_uid == creds.uid:
+        return bool(st.st_mode & 0o400)
+    if st.st_gid == creds.gid or st.st_gid in creds.groups:
+        return bool(st.st_mode & 0o040)
+    return bool(st.st_mode & 0o004)
