@@ -67,7 +67,8 @@ async def pump(
 
 async def test_prefix_text(tmp_path: Path) -> None:
     out = await pump([b"hello\nwor", b"ld\r\n", b"\n"], tmp_path=tmp_path)
-    assert out == b"app | hello\napp | world\napp | \n"
+    # each line keeps its own ending: a CRLF app's output reaches the log as CRLF
+    assert out == b"app | hello\napp | world\r\napp | \n"
 
 
 async def test_prefix_partial_last_line(tmp_path: Path) -> None:

@@ -86,8 +86,8 @@ class _Framer:
                     )
             else:
                 prefix = self.prefix
-                for raw in lines:
-                    out.append(prefix + _strip_eol(raw) + b"\n")
+                for raw in lines:  # the line's own ending (LF or CRLF) is kept
+                    out.append(prefix + raw if raw.endswith(b"\n") else prefix + raw + b"\n")
 
 
 def _strip_eol(raw: bytes) -> bytes:
