@@ -206,3 +206,40 @@ def test_writer_thread_blocks_all_signals_and_is_idle_quiet(
             break
     time.sleep(0.3)
     assert status()["voluntary_ctxt_switches"] == before
+
+
+def _no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+
+
+def test_without_threads_the_writer_writes_in_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under RLIMIT_NPROC no thread can start: nothing is lost and nothing raises."""
+    _no_threads(monkeypatch)
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        writer = FdWriter(fd)
+        assert writer.put_nowait(b"one\n")
+        assert writer.put_nowait(b"two\n")
+        writer.close(1.0)
+        assert writer.flushed()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"one\ntwo\n"
+
+
+async def test_without_threads_put_writes_in_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_threads(monkeypatch)
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        writer = FdWriter(fd)
+        await writer.put(b"line\n")
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"line\n"

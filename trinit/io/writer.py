@@ -62,6 +62,8 @@ class FdWriter:
         self._writing = False  # the thread holds a popped batch not yet fully written
         self._broken = False
         self._thread: threading.Thread | None = None
+        #: No thread could be started (RLIMIT_NPROC, say): write in the caller instead.
+        self._direct = False
         # (trio token, event) of tasks blocked in put() for space.
         self._waiters: list[tuple[trio.lowlevel.TrioToken, trio.Event]] = []
 
@@ -79,10 +81,10 @@ class FdWriter:
         is born with everything blocked: no window in which a signal could land on it. It
         also blocks them itself first thing, as documented.
         """
-        if self._thread is not None:
+        if self._thread is not None or self._direct:
             return
         with self._lock:
-            if self._thread is not None:
+            if self._thread is not None or self._direct:
                 return
             thread = threading.Thread(target=self._run, name=f"trinit-fd{self.fd}-writer", daemon=True)
             try:
@@ -91,6 +93,11 @@ class FdWriter:
                 old = None
             try:
                 thread.start()
+            except RuntimeError:
+                # "can't start new thread": degrade to writing in the caller (which may block
+                # if the reader stalls) rather than lose output or crash trinit.
+                self._direct = True
+                return
             finally:
                 if old is not None:
                     signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -100,6 +107,9 @@ class FdWriter:
         """Queue one chunk; never blocks. False if the queue is full (the caller counts drops)."""
         if self._thread is None:
             self.start()
+            if self._direct:
+                self._write_direct(data)
+                return True
         with self._lock:
             if self._broken:
                 return True
@@ -118,6 +128,10 @@ class FdWriter:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._thread is None:
             self.start()
+            if self._direct:
+                self._write_direct(data)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
         token = trio.lowlevel.current_trio_token()
         while True:
             with self._lock:
@@ -216,6 +230,12 @@ class FdWriter:
                 # Never let the thread die on a surprise: put() would then wait forever.
                 with contextlib.suppress(Exception):
                     self._write_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _write_direct(self, data: bytes) -> None:
+        with self._lock:  # one writer at a time keeps lines whole
+            if not self._broken:
+                with contextlib.suppress(Exception):
+                    self._write_all(data)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
