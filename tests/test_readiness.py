@@ -1,4 +1,7 @@
-"""Tests for trinit.runtime.readiness: the probes, their timing, and target parsing."""
+"""Tests for trinit.runtime.readiness: the probes and their timing.
+
+Target parsing is the config's job (trinit.config.probes): see tests/test_probes.py.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ import trio
 import trio.testing
 
 from trinit.config.model import ReadySpec
+from trinit.config.probes import HttpProbe
 from trinit.runtime import readiness as _readiness
-from trinit.runtime.readiness import LogWatch, check_target, describe, parse_host_port, wait_ready
+from trinit.runtime.readiness import LogWatch, describe, http_request, wait_ready
 
 
 def _ipv6_available() -> bool:
@@ -91,60 +95,6 @@ def http_handler(
 # ---------------------------------------------------------------- parsing and describe
 
 
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    [
-        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
-        ("localhost:1", ("localhost", 1)),
-        ("[::1]:8080", ("::1", 8080)),
-        ("[fe80::1%eth0]:65535", ("fe80::1%eth0", 65535)),
-    ],
-)
-def test_parse_host_port(target: str, expected: tuple[str, int]) -> None:
-    assert parse_host_port(target) == expected
-
-
-@pytest.mark.parametrize(
-    "target",
-    [
-        "8080",
-        ":8080",
-        "host:",
-        "host:http",
-        "host:0",
-        "host:65536",
-        "::1:8080",
-        "[::1:8080",
-        "[]:80",
-        "h:+80",
-    ],
-)
-def test_parse_host_port_rejects(target: str) -> None:
-    with pytest.raises(ValueError):
-        parse_host_port(target)
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        ReadySpec("http", "ftp://host/"),
-        ReadySpec("http", "http:///path"),
-        ReadySpec("http", "http://user:pw@host/"),
-        ReadySpec("http", "http://host:99999/"),
-        ReadySpec("log", "("),
-        ReadySpec("exec", ()),
-        ReadySpec("exec", "redis-cli ping"),
-        ReadySpec("tcp", ("a", "b")),
-        ReadySpec("file", ""),
-    ],
-)
-async def test_bad_targets_raise(spec: ReadySpec) -> None:
-    with pytest.raises(ValueError):
-        check_target(spec)
-    with pytest.raises(ValueError):
-        await wait_ready(spec, run_exec=FakeExec(), log_watch=LogWatch("x"))
-
-
 async def test_missing_collaborators_raise() -> None:
     with pytest.raises(ValueError, match="run_exec"):
         await wait_ready(ReadySpec("exec", ("true",)))
@@ -153,16 +103,18 @@ async def test_missing_collaborators_raise() -> None:
 
 
 def test_http_request_format() -> None:
-    t = _readiness._HttpTarget("http://[::1]:8080/health check?x=1#frag")
+    t = ReadySpec("http", "http://[::1]:8080/health check?x=1#frag").probe
+    assert isinstance(t, HttpProbe)
     assert (t.host, t.port, t.tls) == ("::1", 8080, False)
-    head = t.request.decode()
+    head = http_request(t).decode()
     assert head.startswith("GET /health%20check?x=1 HTTP/1.1\r\n")
     assert "\r\nHost: [::1]:8080\r\n" in head
     assert "\r\nConnection: close\r\n" in head
     assert head.endswith("\r\n\r\n")
-    t = _readiness._HttpTarget("https://Example.com")
+    t = ReadySpec("http", "https://Example.com").probe
+    assert isinstance(t, HttpProbe)
     assert (t.host, t.port, t.tls) == ("example.com", 443, True)
-    assert t.request.startswith(b"GET / HTTP/1.1\r\nHost: example.com\r\n")
+    assert http_request(t).startswith(b"GET / HTTP/1.1\r\nHost: example.com\r\n")
 
 
 @pytest.mark.parametrize(
@@ -249,9 +201,10 @@ async def test_exec_oserror_is_not_ready(autojump_clock: trio.testing.MockClock)
     assert calls == 2
 
 
-async def test_zero_interval_is_not_a_busy_loop(autojump_clock: trio.testing.MockClock) -> None:
+async def test_tiny_interval_is_not_a_busy_loop(autojump_clock: trio.testing.MockClock) -> None:
+    # interval must be more than 0 (a ConfigError otherwise); below MIN_INTERVAL it is floored.
     fake = FakeExec(failures=10**9)
-    assert not await wait_ready(ReadySpec("exec", ("x",), interval=0.0, timeout=1.0), run_exec=fake)
+    assert not await wait_ready(ReadySpec("exec", ("x",), interval=1e-6, timeout=1.0), run_exec=fake)
     assert len(fake.calls) <= 1 / _readiness.MIN_INTERVAL + 1
 
 
@@ -276,7 +229,8 @@ async def test_file_appears(autojump_clock: trio.testing.MockClock, tmp_path: Pa
 async def test_file_already_there(tmp_path: Path) -> None:
     path = tmp_path / "ready"
     path.touch()
-    assert await wait_ready(ReadySpec("file", str(path), timeout=0))
+    # The first attempt is made at once, before any deadline can pass.
+    assert await wait_ready(ReadySpec("file", str(path), timeout=1e-9))
 
 
 async def test_file_timeout(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
@@ -347,7 +301,7 @@ async def test_log_probe_reset_while_waiting(autojump_clock: trio.testing.MockCl
 async def test_log_probe_already_matched() -> None:
     watch = LogWatch("up")
     watch.feed("up")
-    assert await wait_ready(ReadySpec("log", "up", timeout=0), log_watch=watch)
+    assert await wait_ready(ReadySpec("log", "up", timeout=1e-9), log_watch=watch)
 
 
 async def test_log_probe_timeout(autojump_clock: trio.testing.MockClock) -> None:

@@ -8,26 +8,21 @@ model's validation, so a file and keyword arguments obey the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
+import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .._errors import ConfigError
-from .model import (
-    PROCESS_KEYS,
-    Config,
-    Draft,
-    Problems,
-    ProcessSpec,
-    check_process,
-    check_trinit,
-    did_you_mean,
-    place,
-    show,
-)
+from .graph import check_graph
+from .model import Config, ProcessSpec
+from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_after
+from .values import Problems, did_you_mean, place, show
 
 TOP_LEVEL = ("trinit", "process")
 
@@ -57,8 +52,6 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
 
 def parse_toml(document: str, source: str) -> dict[str, Any]:
     """TOML text to a dict; a syntax error becomes ``FILE: line L, column C: message``."""
-    import tomllib
-
     try:
         return tomllib.loads(document)
     except RecursionError:
@@ -126,8 +119,6 @@ def config_from_mapping(
         errors += problems.errors + draft.errors
         drafts.append(draft)
 
-    from .plan import check_graph
-
     errors += check_graph(drafts, source=source)
     if errors:
         # Each process's problems together, in file order; file-wide ones first.
@@ -135,8 +126,9 @@ def config_from_mapping(
         raise ConfigError(
             sorted(errors, key=lambda e: next((i for i, h in enumerate(heads) if e.startswith(h)), -1))
         )
-    processes = [ProcessSpec._trusted(d.values) for d in drafts]
-    return Config(processes=processes, source=source, **settings)
+    # Validated above, graph included: build the model without checking it all again.
+    processes = [ProcessSpec._trusted(d.values) for d in resolve_after(drafts)]
+    return Config._trusted(processes, settings, source=source)
 
 
 # ------------------------------------------------------------------------------- expansion
@@ -199,9 +191,6 @@ def prepare_process(
 
     command = out.get("command")
     if isinstance(command, str) and out.get("shell") is not True:
-        import contextlib
-        import shlex
-
         # A string that cannot be split is left for the model, which reports it with the
         # same message as for keyword arguments.
         with contextlib.suppress(ValueError):
@@ -231,16 +220,6 @@ def _absolute(path: str, base_dir: str | None) -> str:
 # ---------------------------------------------------------------------------- command line
 
 
-def config_from_command(argv: Sequence[str], **keys: Any) -> Config:
-    """Zero-config mode (``trinit -- CMD``): one main process named ``main``.
-
-    ``keys`` are more ``ProcessSpec`` keywords (``stop_timeout``, ``signal_group``, ...)
-    or ``[trinit]`` keys (``shutdown_timeout``, ``log_format``, ``ready_file``).
-    """
-    trinit_keys = {k: keys.pop(k) for k in ("shutdown_timeout", "log_format", "ready_file") if k in keys}
-    return Config(processes=[ProcessSpec(name="main", command=list(argv), main=True, **keys)], **trinit_keys)
-
-
 def with_main_command(config: Config, argv: Sequence[str]) -> Config:
     """``trinit -c FILE -- CMD``: CMD replaces the main process's command, or becomes a
     main process named ``main`` when the config has none.  An empty ``argv`` changes nothing.
@@ -268,7 +247,6 @@ def with_main_command(config: Config, argv: Sequence[str]) -> Config:
 __all__ = [
     "PROCESS_KEYS",
     "ExpansionError",
-    "config_from_command",
     "config_from_mapping",
     "expand",
     "load_config",
