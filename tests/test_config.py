@@ -366,4 +366,6 @@ def test_zero_config_main() -> None:
     main = config.process("main")
     assert main.main and main.command == ("nginx", "-g", "daemon off;") and main.stop_timeout == 2.0
     assert config.shutdown_timeout == 4.0
-    assert errors_of(ProcessSpec, name="main", command=[], main=True) == ['process "main": command: must not be empty']
+    assert errors_of(ProcessSpec, name="main", command=[], main=True) == [
+        'process "main": command: must not be empty'
+    ]

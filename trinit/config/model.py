@@ -41,6 +41,7 @@ from .values import (
 # Re-exported: the runtime and the OS layer import these names from here.
 __all__ = ["Condition", "Config", "LogFormat", "OutputMode", "ProbeKind", "ProcessSpec", "ReadySpec", "is_id"]
 
+
 @attrs.frozen(init=False)
 class ProcessSpec:
     """One supervised process, as ``[process.NAME]`` describes it (SPEC §4).
