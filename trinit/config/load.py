@@ -146,6 +146,8 @@ def expand(text: str, environ: Mapping[str, str]) -> str:
     Any other ``$`` is kept as it is, so ``$1`` or ``$HOME`` reach a shell intact.
     The default is taken literally (no nested expansion).
     """
+    if "$" not in text:
+        return text
     missing: list[str] = []
 
     def one(m: re.Match[str]) -> str:
@@ -230,6 +232,7 @@ def with_main_command(config: Config, argv: Sequence[str]) -> Config:
         return config
     main = config.main_process()
     if main is not None:
+        # The new command is checked (attrs.evolve validates this one process again).
         new = attrs.evolve(main, command=tuple(argv), shell=False)
         processes = [new if p is main else p for p in config.processes]
     else:
@@ -241,7 +244,10 @@ def with_main_command(config: Config, argv: Sequence[str]) -> Config:
                 ]
             )
         processes = [*config.processes, ProcessSpec(name="main", command=list(argv), main=True)]
-    return attrs.evolve(config, processes=processes)
+    # The graph is unchanged (a command is not part of it; a new "main" has no after and
+    # its name is free), so the rest is not checked again.
+    settings = {"shutdown_timeout": config.shutdown_timeout, "log_format": config.log_format}
+    return Config._trusted(processes, dict(settings, ready_file=config.ready_file), source=config.source)
 
 
 __all__ = [

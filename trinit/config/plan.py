@@ -53,7 +53,8 @@ def make_plan(config: Config) -> Plan:
     jobs = [s.name for s in specs if s.phase == "stop"]
     run = [s.name for s in specs if s.phase != "stop"]
     deps = {s.name: tuple(d for d, _ in s.after) for s in specs}
-    waiting = dependents({n: deps[n] for n in run})
+    start_deps = {n: deps[n] for n in run}  # a run-phase process never waits for a stop job
+    waiting = dependents(start_deps)
 
     start_after = {s.name: (() if s.phase == "stop" else s.after) for s in specs}
     needs = {j: closure(deps[j], waiting) for j in jobs}
@@ -64,16 +65,17 @@ def make_plan(config: Config) -> Plan:
     waits = {**stop_waits_for, **needs}
 
     weight = {s.name: (s.timeout or 0.0) if s.phase == "stop" else s.stop_timeout for s in specs}
+    order = stable_order(names, deps)
     stop_order = stable_order(names, waits)
     longest = _longest_path(stop_order, waits, weight)
     return Plan(
         config=config,
-        order=stable_order(names, deps),
+        order=order,
         start_after=start_after,
-        start_layers=_layers(run, deps),
+        start_layers=_layers(run, [n for n in order if n in start_deps], start_deps),
         stop_waits_for=stop_waits_for,
         stop_job_after=needs,
-        stop_layers=_layers(names, waits),
+        stop_layers=_layers(names, stop_order, waits),
         longest_stop_path=longest,
         warnings=tuple(_warnings(config, longest, needs, run, by_name)),
     )
@@ -131,10 +133,13 @@ def stable_order(names: Sequence[str], deps: Mapping[str, Iterable[str]]) -> tup
     return tuple(placed)
 
 
-def _layers(names: Sequence[str], waits: Mapping[str, Iterable[str]]) -> tuple[tuple[str, ...], ...]:
-    """Group ``names`` by how many steps of ``waits`` come before them, config order inside."""
+def _layers(
+    names: Sequence[str], order: Sequence[str], waits: Mapping[str, Iterable[str]]
+) -> tuple[tuple[str, ...], ...]:
+    """Group ``names`` by how many steps of ``waits`` come before them, config order inside;
+    ``order`` is ``names`` with each after what it waits for."""
     depth: dict[str, int] = {}
-    for n in stable_order(names, waits):
+    for n in order:
         depth[n] = 1 + max((depth[w] for w in waits[n] if w in depth), default=-1)
     levels: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for n in names:

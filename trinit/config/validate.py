@@ -73,6 +73,8 @@ def _identity(values: dict[str, Any], problems: Problems) -> None:
     then fails on a setuid.
     """
     user, group = values.get("user"), values.get("group")
+    if user is None and group is None:
+        return
     uid = gid = None
     if user is not None:
         try:
@@ -147,6 +149,7 @@ DEFAULTS: dict[str, Any] = {
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
+_KNOWN = frozenset(PROCESS_KEYS)
 _SIMPLE: dict[str, Any] = {
     "shell": boolean,
     "main": boolean,
@@ -214,7 +217,7 @@ def check_process(
     if not valid_name(name):
         problems.add("", 'the name may only hold letters, digits, "_", "-" and "."')
     for key in given:
-        if key not in PROCESS_KEYS:
+        if key not in _KNOWN:
             problems.add("", f'unknown key "{key}"{did_you_mean(str(key), PROCESS_KEYS)}')
     values: dict[str, Any] = dict(DEFAULTS, name=name)
     for key, parser in _SIMPLE.items():
@@ -238,7 +241,8 @@ def check_process(
         values["signal_group"] = values["shell"] is True
     if "forward_signals" not in given:
         values["forward_signals"] = values["main"] is True
-    values = {k: v for k, v in values.items() if v is not INVALID}
+    if problems.errors:  # a key that failed its check leaves INVALID behind
+        values = {k: v for k, v in values.items() if v is not INVALID}
     delay, cap = values.get("restart_delay"), values.get("restart_delay_max")
     if delay is not None and cap is not None and delay > cap:
         problems.add(
@@ -306,19 +310,15 @@ _TRINIT_PARSERS: dict[str, Any] = {
 }
 
 
-def resolve_after(drafts: Sequence[Draft]) -> list[Draft]:
+def resolve_after(drafts: Sequence[Draft]) -> Sequence[Draft]:
     """Give each ``after`` name written without a condition its default: "completed" on a
-    oneshot, "ready" on anything else."""
+    oneshot, "ready" on anything else (in place: the drafts are the caller's own)."""
     oneshots = {d.name for d in drafts if d.values.get("oneshot") is True}
-    out = []
     for d in drafts:
-        implicit = d.values.get("_after_implicit", frozenset())
-        after = d.values.get("after")
-        if after is not None and implicit:
-            after = tuple(
+        implicit = d.values.get("_after_implicit")
+        if implicit and "after" in d.values:
+            d.values["after"] = tuple(
                 (dep, ("completed" if dep in oneshots else "ready") if dep in implicit else cond)
-                for dep, cond in after
+                for dep, cond in d.values["after"]
             )
-            d = Draft(d.name, dict(d.values, after=after), d.errors)
-        out.append(d)
-    return out
+    return drafts
