@@ -22,6 +22,7 @@ from trinit.config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, TcpP
         ("[::1]:8080", TcpProbe("::1", 8080)),
         ("[fe80::1%eth0]:65535", TcpProbe("fe80::1%eth0", 65535)),
         ("Bücher.example:80", TcpProbe("xn--bcher-kva.example", 80)),
+        ("example.com.:80", TcpProbe("example.com.", 80)),
     ],
 )
 def test_tcp_targets(target: str, expected: TcpProbe) -> None:
@@ -46,6 +47,9 @@ def test_tcp_targets(target: str, expected: TcpProbe) -> None:
         ("[::1]x:80", "only a :port may follow"),
         ("a b:80", "holds a character a host name cannot have"),
         (".é:80", "is not a valid international name"),
+        ("a" * 64 + ".com:80", "each dot-separated part of the host must be 1 to 63 characters"),
+        ("a..b:80", "each dot-separated part of the host must be 1 to 63 characters"),
+        ("[fe80::1%" + "e" * 70 + "]:80", "each dot-separated part of the host must be 1 to 63 characters"),
         ("é" * 70 + ":80", "is not a valid international name"),
     ],
 )
@@ -89,6 +93,7 @@ def test_http_targets(url: str, expected: HttpProbe) -> None:
         ("http://[::1/", "an IPv6 address needs both brackets"),
         ("https://.é/", "is not a valid international name"),
         ("http://a b/", "holds a character a host name cannot have"),
+        ("http://" + "a" * 64, "each dot-separated part of the host must be 1 to 63 characters"),
         ("http://h\x7f/", "holds a character a host name cannot have"),
     ],
 )

@@ -13,7 +13,7 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -122,13 +122,29 @@ def config_from_mapping(
     errors += check_graph(drafts, source=source)
     if errors:
         # Each process's problems together, in file order; file-wide ones first.
-        heads = [f"{place(source, name)}: " for name in tables]
-        raise ConfigError(
-            sorted(errors, key=lambda e: next((i for i, h in enumerate(heads) if e.startswith(h)), -1))
-        )
+        raise ConfigError(sorted(errors, key=_by_process(source, tables)))
     # Validated above, graph included: build the model without checking it all again.
     processes = [ProcessSpec._trusted(d.values) for d in resolve_after(drafts)]
     return Config._trusted(processes, settings, source=source)
+
+
+def _by_process(source: str | None, names: Iterable[str]) -> Callable[[str], int]:
+    """Sort key: the file position of the process an error names, -1 for file-wide ones."""
+    rank = {f"{place(source, name)}: ": i for i, name in enumerate(names)}
+    front = place(source, "")[: -len('"')]  # 'trinit.toml: process "'
+
+    def key(error: str) -> int:
+        if error.startswith(front):
+            # The name ends at the first '": ' that makes a known head (a name may hold '"').
+            end = error.find('": ', len(front))
+            while end != -1:
+                head = error[: end + 3]
+                if head in rank:
+                    return rank[head]
+                end = error.find('": ', end + 1)
+        return -1
+
+    return key
 
 
 # ------------------------------------------------------------------------------- expansion

@@ -90,7 +90,7 @@ def _host(raw: str) -> tuple[str, str]:
             ipaddress.IPv6Address(address)
         except ValueError:
             raise ValueError(f"{address!r} is not an IPv6 address") from None
-        return address, raw
+        return _labels_fit(address), raw
     if not raw:
         raise ValueError("the host is empty")
     if ":" in raw:
@@ -105,7 +105,16 @@ def _host(raw: str) -> tuple[str, str]:
             host = idna.encode(raw, uts46=True).decode("ascii")
         except (UnicodeError, ValueError) as exc:
             raise ValueError(f"the host {raw!r} is not a valid international name ({exc})") from None
-    return host, host
+    return _labels_fit(host), host
+
+
+def _labels_fit(host: str) -> str:
+    """The rule Python's resolver applies even to ASCII names (its IDNA codec): each
+    dot-separated part 1 to 63 characters, the last one may be empty (a trailing dot)."""
+    *labels, last = host.split(".")
+    if any(not 0 < len(label) < 64 for label in labels) or len(last) >= 64:
+        raise ValueError(f"each dot-separated part of the host must be 1 to 63 characters (got {host!r})")
+    return host
 
 
 def _port(raw: str) -> int:
