@@ -7,12 +7,10 @@ import datetime
 import json
 import math
 import signal
-import socket
 from typing import Any
 
 import attrs
 import pytest
-import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +18,7 @@ from trinit._errors import ConfigError
 from trinit.config.load import config_from_mapping, parse_toml
 from trinit.config.model import Config, ProcessSpec, ReadySpec
 from trinit.config.plan import make_plan
-from trinit.config.probes import LogProbe
 from trinit.config.render import render_plan
-from trinit.runtime.readiness import LogWatch, wait_ready
 
 ENVIRON = {"A": "1", "B": "two words"}
 NAMES = ["app", "db", "cache", "migrate", "x.y", "w-1", "job_2", "Z"]
@@ -267,6 +263,7 @@ toml_scalars = st.one_of(
             "127.0.0.1:80",
             "(",
             "0",
+            "x\ud800",  # a lone surrogate: not from TOML, but a library user can pass one
         ]
     ),
     st.integers(-(2**70), 2**70),
@@ -344,70 +341,7 @@ def test_deep_nesting_is_a_config_error() -> None:
         parse_toml("x = " + "[" * 5000 + "]" * 5000, "t.toml")
 
 
-# ------------------------------------------------------------ validated probes never crash
-
-host_chars = st.sampled_from([*"aZ09-._:[]@%/?# é。٨ü\t\x7f", "::1", "127.0.0.1", "xn--", "a" * 64])
-port_texts = st.one_of(
-    st.integers(-1, 70_000).map(str), st.sampled_from(["", "٨٠", "+80", "0x50", " 80", "80 "])
-)
-probe_targets = st.one_of(
-    st.text(max_size=30),
-    st.builds(
-        lambda scheme, host, port, path: f"{scheme}{host}{port}{path}",
-        st.sampled_from(["http://", "https://", "", "ftp://", "http:/"]),
-        st.lists(host_chars, max_size=6).map("".join),
-        st.one_of(st.just(""), port_texts.map(lambda p: ":" + p)),
-        st.text(max_size=8),
-    ),
-)
-
-
-class _ClosedPortResolver(trio.abc.HostnameResolver):
-    """Every name resolves to a closed port on localhost: no DNS, no network."""
-
-    async def getaddrinfo(
-        self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
-    ) -> Any:
-        assert isinstance(host, bytes) and host.isascii(), host  # the config encoded it
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", _CLOSED_PORT))]
-
-    async def getnameinfo(self, sockaddr: Any, flags: int) -> Any:
-        raise NotImplementedError
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-_CLOSED_PORT = _closed_port()
-
-
-async def _missing_program(argv: tuple[str, ...], attempt_timeout: float) -> bool:
-    raise FileNotFoundError(2, "No such file or directory", argv[0])
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["tcp", "http", "file", "log", "exec"]), probe_targets, st.text(max_size=20))
-def test_a_probe_that_validates_runs_without_error(kind: str, target: str, line: str) -> None:
-    value: Any = target.split(" ") if kind == "exec" else target
-    try:
-        spec = ReadySpec(kind, value, interval=1, attempt_timeout=0.05, timeout=0.05)
-    except ConfigError as exc:
-        assert exc.errors[0].startswith(f"ready.{kind}: ")
-        return
-    watch = LogWatch(spec.probe.pattern) if isinstance(spec.probe, LogProbe) else None
-    if watch is not None:
-        watch.feed(line)
-        watch.reset()
-
-    async def one_attempt() -> bool:
-        trio.socket.set_custom_hostname_resolver(_ClosedPortResolver())
-        return await wait_ready(spec, run_exec=_missing_program, log_watch=watch)
-
-    # Only "not ready": nothing listens, no file has this name, the program is missing.
-    assert trio.run(one_attempt) is False or kind == "file"
+# ------------------------------------------------- keyword arguments never crash either
 
 
 @settings(max_examples=300, deadline=None)

@@ -119,14 +119,30 @@ def count(value: object) -> int:
 
 
 def text(value: object) -> str:
-    """A non-empty string that can go through exec (no NUL)."""
+    """A non-empty string that can go through exec (no NUL, nothing that cannot be encoded)."""
     if not isinstance(value, str):
         raise Bad(f"must be a string (got {show(value)})")
     if not value:
         raise Bad("must not be empty")
-    if "\0" in value:
-        raise Bad(f"must not contain a NUL character (got {show(value)})")
+    _passable(value)
     return value
+
+
+def _encodes(value: str) -> bool:
+    """Whether ``value`` becomes bytes the way exec, open and getpwnam encode it."""
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _passable(value: str, item: str = "") -> None:
+    """A string that can reach the OS: no NUL, no lone surrogate (Python-made, not from TOML)."""
+    if "\0" in value:
+        raise Bad(f"{item}must not contain a NUL character (got {show(value)})")
+    if not _encodes(value):
+        raise Bad(f"{item}must not contain a lone surrogate character (got {show(value)})")
 
 
 def one_of(*choices: str) -> Any:
@@ -146,7 +162,7 @@ def user_or_group(value: object) -> str:
         if value < 0 or value >= 2**32 - 1:
             raise Bad(f"must be a name or an id from 0 to 4294967294 (got {show(value)})")
         return str(value)
-    if not isinstance(value, str) or not value or "\0" in value or ":" in value:
+    if not isinstance(value, str) or not value or "\0" in value or ":" in value or not _encodes(value):
         raise Bad(f"must be a name or a numeric id (got {show(value)})")
     if is_id(value) and int(value) >= 2**32 - 1:
         raise Bad(f"must be a name or an id from 0 to 4294967294 (got {show(value)})")
@@ -173,8 +189,7 @@ def exit_codes(value: object) -> frozenset[int]:
 def argv(value: object, *, shell: bool = False) -> tuple[str, ...]:
     """An argv from an array, or a string split with shell word rules (``/bin/sh -c`` with shell)."""
     if isinstance(value, str):
-        if "\0" in value:
-            raise Bad(f"must not contain a NUL character (got {show(value)})")
+        _passable(value)
         if shell:
             if not value.strip():
                 raise Bad("must not be empty")
@@ -190,8 +205,7 @@ def argv(value: object, *, shell: bool = False) -> tuple[str, ...]:
         for i, word in enumerate(words, 1):
             if not isinstance(word, str):
                 raise Bad(f"item {i} must be a string (got {show(word)})")
-            if "\0" in word:
-                raise Bad(f"item {i} must not contain a NUL character (got {show(word)})")
+            _passable(word, f"item {i} ")
         if shell and words and not (len(words) == 3 and words[:2] == ["/bin/sh", "-c"]):
             raise Bad("must be a string when shell = true (it runs as /bin/sh -c STRING)")
     else:
@@ -275,7 +289,7 @@ def environment(value: object, problems: Problems) -> tuple[tuple[str, str], ...
         return None
     before = len(problems.errors)
     for key, val in items:
-        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key or not _encodes(key):
             problems.add("env", f'{show(key)} is not a variable name (it must be non-empty, without "=")')
         elif not isinstance(val, str):
             hint = (
@@ -284,6 +298,8 @@ def environment(value: object, problems: Problems) -> tuple[tuple[str, str], ...
             problems.add(f"env.{key}", f"must be a string (got {show(val)}){hint}")
         elif "\0" in val:
             problems.add(f"env.{key}", f"must not contain a NUL character (got {show(val)})")
+        elif not _encodes(val):
+            problems.add(f"env.{key}", f"must not contain a lone surrogate character (got {show(val)})")
     if len(problems.errors) > before:
         return None
     return tuple(items)
