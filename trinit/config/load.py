@@ -9,11 +9,12 @@ model's validation, so a file and keyword arguments obey the same rules.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shlex
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -44,10 +45,29 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError([f"{source}: line {line}: the config is not UTF-8 text"]) from None
-    data = parse_toml(document, source)
-    return config_from_mapping(
-        data, source=source, base_dir=os.path.dirname(os.path.abspath(source)), environ=environ
-    )
+    with _no_cycle_collection():
+        data = parse_toml(document, source)
+        return config_from_mapping(
+            data, source=source, base_dir=os.path.dirname(os.path.abspath(source)), environ=environ
+        )
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a config is parsed and built.
+
+    That allocates a few dozen objects per process and makes no reference cycles, so
+    the collector's passes over them find nothing; with 10,000 processes they cost
+    about a fifth of ``trinit check``.  Reference counting still frees everything.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def parse_toml(document: str, source: str) -> dict[str, Any]:
