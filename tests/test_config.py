@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from trinit._errors import ConfigError
-from trinit.config.load import config_from_command, config_from_mapping, load_config, with_main_command
+from trinit.config.load import config_from_mapping, load_config, with_main_command
 from trinit.config.model import Config, ProcessSpec, ReadySpec
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
@@ -359,9 +359,13 @@ def test_with_main_command_name_taken() -> None:
     assert errors[0].startswith("t.toml: -- COMMAND: the config has no main process")
 
 
-def test_config_from_command() -> None:
-    config = config_from_command(["nginx", "-g", "daemon off;"], stop_timeout=2, shutdown_timeout=4)
+def test_zero_config_main() -> None:
+    # What ``trinit -- CMD`` builds (trinit/boot/main.py): keyword arguments, no file.
+    main_spec = ProcessSpec(name="main", command=["nginx", "-g", "daemon off;"], main=True, stop_timeout=2)
+    config = Config(processes=[main_spec], shutdown_timeout=4)
     main = config.process("main")
     assert main.main and main.command == ("nginx", "-g", "daemon off;") and main.stop_timeout == 2.0
     assert config.shutdown_timeout == 4.0
-    assert errors_of(config_from_command, []) == ['process "main": command: must not be empty']
+    assert errors_of(ProcessSpec, name="main", command=[], main=True) == [
+        'process "main": command: must not be empty'
+    ]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from trinit._errors import ConfigError
 from trinit.config.load import config_from_mapping, parse_toml
-from trinit.config.model import Config, ProcessSpec
+from trinit.config.model import Config, ProcessSpec, ReadySpec
 from trinit.config.plan import make_plan
 from trinit.config.render import render_plan
 
@@ -263,6 +263,7 @@ toml_scalars = st.one_of(
             "127.0.0.1:80",
             "(",
             "0",
+            "x\ud800",  # a lone surrogate: not from TOML, but a library user can pass one
         ]
     ),
     st.integers(-(2**70), 2**70),
@@ -338,3 +339,27 @@ def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
 def test_deep_nesting_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         parse_toml("x = " + "[" * 5000 + "]" * 5000, "t.toml")
+
+
+# ------------------------------------------------- keyword arguments never crash either
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, toml_values, max_size=4), toml_values)
+def test_keyword_arguments_never_crash(kwargs: dict[str, Any], ready: Any) -> None:
+    # Python's own TypeError for an unknown keyword or a missing argument is not a config input.
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("name", "bogus")}
+    for build in (
+        lambda: ProcessSpec("p", **kwargs),
+        lambda: ProcessSpec("p", command="x", ready=ready),
+        lambda: (
+            ReadySpec(*ready[:5]) if isinstance(ready, list) and len(ready) >= 2 else ReadySpec("tcp", ready)
+        ),
+        lambda: Config([ProcessSpec("p", command="x")], shutdown_timeout=ready),
+        lambda: Config([ProcessSpec("p", command="x")], log_format=ready, ready_file=ready),
+        lambda: Config([ready]),
+    ):
+        try:
+            build()
+        except ConfigError as exc:
+            assert exc.errors and all(isinstance(e, str) and e for e in exc.errors)

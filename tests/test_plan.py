@@ -330,3 +330,36 @@ def test_render_plan_details() -> None:
     )
     assert "SIGQUIT to its group, 1 s grace" in text
     assert "within shutdown_timeout (9 s)" in text and "Warnings" not in text
+
+
+def test_a_loaded_config_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trinit.config.graph
+    import trinit.config.load
+    import trinit.config.model
+    import trinit.config.plan
+    import trinit.config.validate
+    from trinit.config.load import with_main_command
+
+    modules = [trinit.config.graph, trinit.config.load, trinit.config.model, trinit.config.plan]
+    modules.append(trinit.config.validate)
+
+    calls = {"check_graph": 0, "check_process": 0}
+
+    def counting(name: str, module: object) -> None:
+        real = getattr(module, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for name in calls:  # wherever the name is imported, so a new caller is counted too
+        for module in modules:
+            if hasattr(module, name):
+                counting(name, module)
+    config = config_from_mapping(tomllib.loads(CHAIN), source="t.toml")
+    make_plan(config)
+    assert calls == {"check_graph": 1, "check_process": 3}
+    make_plan(with_main_command(config, ["app"]))  # a new main: only it is checked
+    assert calls == {"check_graph": 1, "check_process": 4}

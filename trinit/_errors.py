@@ -19,7 +19,3 @@ class ConfigError(TrinitError):
     def __init__(self, errors: Iterable[str]) -> None:
         self.errors: list[str] = list(errors)
         super().__init__("\n".join(self.errors))
-
-
-class UsageError(ConfigError):
-    """The command line is invalid (exit 2, with a hint to run ``trinit --help``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
+from ..boot.parse import signal_name
 from .model import ProcessSpec
 from .plan import Plan
 
@@ -51,8 +52,6 @@ def _details(spec: ProcessSpec) -> list[str]:
 
 
 def _stop_how(spec: ProcessSpec) -> str:
-    from ..boot.parse import signal_name
-
     if spec.stop_signal is None:
         sig = "the shutdown's signal" if spec.main else "SIGTERM"
     else:
@@ -67,6 +66,7 @@ def render_plan(plan: Plan) -> str:
     specs = {p.name: p for p in config.processes}
     lines = [f"{config.source or 'config'}: {len(specs)} process{'es' if len(specs) != 1 else ''}", ""]
     width = max((len(n) for n in specs), default=4)
+    rank = {name: i for i, name in enumerate(plan.order)}
 
     lines.append("Processes:")
     for name in plan.order:
@@ -90,7 +90,7 @@ def render_plan(plan: Plan) -> str:
             step = f"{i}." if j == 0 else ""
             if spec.is_stop_job:
                 needs = plan.stop_job_after[name]
-                ordered = sorted(needs, key=plan.order.index)
+                ordered = sorted(needs, key=rank.__getitem__)
                 verb = "has" if len(ordered) == 1 else "have"
                 when = f"runs once {_names(ordered)} {verb} stopped" if needs else "runs first"
                 limit = f", timeout {_secs(spec.timeout)}" if spec.timeout is not None else ", no timeout"

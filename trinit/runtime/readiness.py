@@ -1,8 +1,10 @@
 """Readiness probes (SPEC §4, the ``ready`` key): decide when a started process counts as ready.
 
-The runtime calls :func:`wait_ready` once per run of a process. Probes never spawn processes
-themselves: an ``exec`` probe goes through the ``run_exec`` callable the runtime provides, so
-every child is started by trinit's OS layer and reaped by its single reaper.
+The runtime calls :func:`wait_ready` once per run of a process. Targets arrive parsed
+(``ReadySpec.probe``, see ``trinit.config.probes``): nothing here parses or re-checks them.
+Probes never spawn processes themselves: an ``exec`` probe goes through the ``run_exec``
+callable the runtime provides, so every child is started by trinit's OS layer and reaped by
+its single reaper.
 
 Timing: one attempt right away, then one attempt every ``interval`` measured start to start
 (an attempt that takes longer than ``interval`` is followed at once by the next one, so a slow
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
 
-from ..config.model import ReadySpec
+from ..config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, ReadySpec, TcpProbe
 
 if TYPE_CHECKING:
     import ssl
@@ -28,9 +31,8 @@ __all__ = [
     "MIN_INTERVAL",
     "LogWatch",
     "RunExec",
-    "check_target",
     "describe",
-    "parse_host_port",
+    "http_request",
     "wait_ready",
 ]
 
@@ -51,9 +53,10 @@ class LogWatch:
     the process's output pipe, so one object serves every run of a restarting process.
     """
 
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
+    def __init__(self, pattern: str | re.Pattern[str]) -> None:
+        # A compiled pattern (``LogProbe.pattern``) is used as it is.
         self._regex = re.compile(pattern)
+        self.pattern = self._regex.pattern
         self.matched = trio.Event()
 
     def feed(self, line: str) -> None:
@@ -74,101 +77,21 @@ class LogWatch:
             self.matched = trio.Event()
 
 
-def parse_host_port(target: str) -> tuple[str, int]:
-    """Split a tcp target, ``"host:port"`` or ``"[v6addr]:port"``; ValueError if malformed."""
-    host, sep, port_text = target.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected host:port, got {target!r}")
-    if host.startswith("[") or host.endswith("]"):
-        if not (host.startswith("[") and host.endswith("]")) or len(host) < 3:
-            raise ValueError(f"malformed IPv6 address in {target!r}")
-        host = host[1:-1]
-    elif ":" in host:
-        # "::1:8080" is ambiguous; insist on brackets like a URL does.
-        raise ValueError(f"an IPv6 address needs brackets, as in [::1]:8080, got {target!r}")
-    if not (port_text.isascii() and port_text.isdigit()):
-        raise ValueError(f"port must be a number, got {port_text!r} in {target!r}")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be 1-65535, got {port} in {target!r}")
-    return host, port
-
-
-class _HttpTarget:
-    """A parsed http(s) URL: where to connect and what to send."""
-
-    def __init__(self, url: str) -> None:
-        from urllib.parse import quote, urlsplit
-
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"URL scheme must be http or https, got {url!r}")
-        if not parts.hostname:
-            raise ValueError(f"URL has no host: {url!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"credentials in the URL are not supported: {url!r}")
-        try:
-            explicit_port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port in URL {url!r}: {exc}") from None
-        self.tls = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = explicit_port or (443 if self.tls else 80)
-        try:
-            header_host = self.host.encode("ascii").decode()
-        except UnicodeEncodeError:
-            header_host = self.host.encode("idna").decode("ascii")
-        if ":" in header_host:
-            header_host = f"[{header_host}]"
-        if explicit_port is not None:
-            header_host = f"{header_host}:{explicit_port}"
-        path = parts.path or "/"
-        if parts.query:
-            path = f"{path}?{parts.query}"
-        # Keep existing %XX escapes and reserved characters; quote spaces and non-ASCII.
-        path = quote(path, safe="!$%&'()*+,/:;=?@~[]")
-        self.request = (
-            f"GET {path} HTTP/1.1\r\n"
-            f"Host: {header_host}\r\n"
-            "User-Agent: trinit-probe\r\n"
-            "Accept: */*\r\n"
-            "Connection: close\r\n"
-            "\r\n"
-        ).encode("ascii")
-
-
-def check_target(spec: ReadySpec) -> None:
-    """Raise ValueError if ``spec.target`` does not fit ``spec.kind``.
-
-    :func:`wait_ready` calls it first; a config front end can call it to report the error early.
-    """
-    if spec.kind == "exec":
-        if not isinstance(spec.target, tuple) or not spec.target:
-            raise ValueError("exec probe needs a non-empty argv")
-        return
-    if not isinstance(spec.target, str):
-        raise ValueError(f"{spec.kind} probe needs a string target, got {spec.target!r}")
-    if spec.kind == "tcp":
-        parse_host_port(spec.target)
-    elif spec.kind == "http":
-        _HttpTarget(spec.target)
-    elif spec.kind == "file":
-        if not spec.target:
-            raise ValueError("file probe needs a path")
-    elif spec.kind == "log":
-        try:
-            re.compile(spec.target)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {spec.target!r}: {exc}") from None
-    else:
-        raise ValueError(f"unknown probe kind {spec.kind!r}")
+def http_request(probe: HttpProbe) -> bytes:
+    """The GET a probe sends; every part is ASCII already (the config encoded it)."""
+    return (
+        f"GET {probe.path_and_query} HTTP/1.1\r\n"
+        f"Host: {probe.host_header}\r\n"
+        "User-Agent: trinit-probe\r\n"
+        "Accept: */*\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+    ).encode("ascii")
 
 
 def describe(spec: ReadySpec) -> str:
     """One short human phrase for log lines, e.g. ``"tcp 127.0.0.1:8080"``."""
     if isinstance(spec.target, tuple):
-        import shlex
-
         return f"{spec.kind} {shlex.join(spec.target)}"
     if spec.kind == "log":
         return f"log {spec.target!r}"
@@ -183,12 +106,11 @@ async def wait_ready(
 ) -> bool:
     """Wait until the probe passes (True) or ``spec.timeout`` runs out (False).
 
-    Raises ValueError for a target that does not fit the kind, or when the kind needs
-    ``run_exec``/``log_watch`` and it was not given: those are bugs, not "not ready yet".
+    Raises ValueError when the kind needs ``run_exec``/``log_watch`` and it was not given:
+    that is a bug, not "not ready yet".
     """
-    check_target(spec)
-    overall = max(spec.timeout, 0.0)
-    if spec.kind == "log":
+    overall = spec.timeout
+    if isinstance(spec.probe, LogProbe):
         if log_watch is None:
             raise ValueError("a log probe needs log_watch")
         # No polling: the runtime's output reader sets the Event.
@@ -212,14 +134,13 @@ async def wait_ready(
 
 
 def _attempt_for(spec: ReadySpec, run_exec: RunExec | None) -> Callable[[], Awaitable[bool]]:
-    """Build the single-attempt coroutine function for one spec; parsing is done once, here."""
-    target = spec.target
-    attempt_timeout = max(spec.attempt_timeout, 0.0)
-    if spec.kind == "exec":
+    """Build the single-attempt coroutine function for one spec."""
+    probe = spec.probe
+    attempt_timeout = spec.attempt_timeout
+    if isinstance(probe, ExecProbe):
         if run_exec is None:
             raise ValueError("an exec probe needs run_exec")
-        assert isinstance(target, tuple)
-        argv, runner = target, run_exec
+        argv, runner = probe.argv, run_exec
 
         async def exec_attempt() -> bool:
             # run_exec enforces attempt_timeout itself (it must kill the command), so no scope here.
@@ -230,27 +151,27 @@ def _attempt_for(spec: ReadySpec, run_exec: RunExec | None) -> Callable[[], Awai
 
         return exec_attempt
 
-    assert isinstance(target, str)
-    if spec.kind == "file":
-        path = target
+    if isinstance(probe, FileProbe):
+        path = probe.path
 
         async def file_attempt() -> bool:
             return os.path.exists(path)
 
         return file_attempt
 
-    if spec.kind == "tcp":
-        host, port = parse_host_port(target)
+    if isinstance(probe, TcpProbe):
+        tcp = probe
 
         async def tcp_attempt() -> bool:
-            return await _bounded(_tcp_connects(host, port), attempt_timeout)
+            return await _bounded(_tcp_connects(tcp.host, tcp.port), attempt_timeout)
 
         return tcp_attempt
 
-    http = _HttpTarget(target)
+    assert isinstance(probe, HttpProbe), probe  # LogProbe is handled by wait_ready
+    http, request = probe, http_request(probe)
 
     async def http_attempt() -> bool:
-        return await _bounded(_http_ok(http), attempt_timeout)
+        return await _bounded(_http_ok(http, request), attempt_timeout)
 
     return http_attempt
 
@@ -271,7 +192,7 @@ async def _tcp_connects(host: str, port: int) -> bool:
     return True
 
 
-async def _http_ok(target: _HttpTarget) -> bool:
+async def _http_ok(target: HttpProbe, request: bytes) -> bool:
     """One GET; ready on a 2xx or 3xx status line. Only the status line is read."""
     stream: trio.abc.Stream
     if target.tls:
@@ -281,7 +202,7 @@ async def _http_ok(target: _HttpTarget) -> bool:
     else:
         stream = await trio.open_tcp_stream(target.host, target.port)
     try:
-        await stream.send_all(target.request)
+        await stream.send_all(request)
         buf = bytearray()
         while b"\n" not in buf and len(buf) < _MAX_STATUS_LINE:
             chunk = await stream.receive_some(4096)
