@@ -110,7 +110,7 @@ async def test_stop_signal_and_signal_group(autojump_clock: MockClock) -> None:
 async def test_main_gets_the_signal_that_began_the_shutdown(autojump_clock: MockClock) -> None:
     config = Config([ProcessSpec("app", ["app"], main=True), ProcessSpec("side", ["side"])])
     fake = FakeOS()
-    code = await run_supervisor(config, fake, at=[(1, lambda sup: sup._on_signal(INT, INT))])
+    code = await run_supervisor(config, fake, at=[(1, lambda sup: sup.on_signal(INT, INT))])
     assert sent(fake, "app") == [(1, INT)]
     assert sent(fake, "side") == [(1, TERM)]
     assert code == 128 + INT
@@ -119,7 +119,7 @@ async def test_main_gets_the_signal_that_began_the_shutdown(autojump_clock: Mock
 async def test_main_with_its_own_stop_signal(autojump_clock: MockClock) -> None:
     config = Config([ProcessSpec("app", ["app"], main=True, stop_signal="QUIT")])
     fake = FakeOS()
-    code = await run_supervisor(config, fake, at=[(1, lambda sup: sup._on_signal(TERM, TERM))])
+    code = await run_supervisor(config, fake, at=[(1, lambda sup: sup.on_signal(TERM, TERM))])
     assert sent(fake, "app") == [(1, QUIT)]
     assert code == 128 + QUIT
 
@@ -133,7 +133,7 @@ async def test_repeated_sigterm_is_passed_to_processes_in_their_grace(autojump_c
         config,
         fake,
         log=log,
-        at=[(1, lambda sup: sup._on_signal(TERM, TERM)), (2, lambda sup: sup._on_signal(TERM, TERM))],
+        at=[(1, lambda sup: sup.on_signal(TERM, TERM)), (2, lambda sup: sup.on_signal(TERM, TERM))],
     )
     assert sent(fake, "svc") == [(1, TERM), (2, TERM), (6, KILL)]
 
@@ -318,7 +318,7 @@ async def test_sigint_during_shutdown_forces_and_skips_stop_jobs(autojump_clock:
         config,
         fake,
         log=log,
-        at=[(1, lambda sup: sup._on_signal(TERM, TERM)), (2, lambda sup: sup._on_signal(INT, INT))],
+        at=[(1, lambda sup: sup.on_signal(TERM, TERM)), (2, lambda sup: sup.on_signal(INT, INT))],
     )
     assert sent(fake, "web") == [(1, TERM), (2, KILL)]
     assert (2, KILL) in sent(fake, "db")
@@ -373,8 +373,8 @@ async def test_sigint_right_after_sigterm_still_forces(autojump_clock: MockClock
     fake = FakeOS({"web": Behaviour.stubborn()})
 
     def both(sup: Supervisor) -> None:
-        sup._on_signal(TERM, TERM)
-        sup._on_signal(INT, INT)
+        sup.on_signal(TERM, TERM)
+        sup.on_signal(INT, INT)
 
     await run_supervisor(config, fake, at=[(1, both)])
     assert [s for s in sent(fake, "web") if s[1] == KILL] == [(1, KILL)]

@@ -414,7 +414,7 @@ async def test_no_main_shutdown_requested_is_0(autojump_clock: MockClock) -> Non
     config = Config([ProcessSpec("a", ["a"]), ProcessSpec("b", ["b"])])
     assert await run_supervisor(config, FakeOS(), at=stop_at(1)) == 0
     signalled = FakeOS()
-    assert await run_supervisor(config, signalled, at=[(1, lambda sup: sup._on_signal(TERM, TERM))]) == 0
+    assert await run_supervisor(config, signalled, at=[(1, lambda sup: sup.on_signal(TERM, TERM))]) == 0
 
 
 async def test_no_main_failure_gives_its_code(autojump_clock: MockClock) -> None:

@@ -285,9 +285,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     early: int | OSError | None = None
     if opts.config is None:
         early = _spawn_main_now(opts.command)
+    from .._errors import ConfigError
     from ..runtime.run import run_cli
 
-    os._exit(run_cli(opts, os_layer, early))
+    try:
+        code = run_cli(opts, os_layer, early)
+    except ConfigError as exc:
+        _fail_config(exc.errors)
+    os._exit(code)
 
 
 def _spawn_main_now(command: list[str]) -> int | OSError:

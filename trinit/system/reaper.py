@@ -18,7 +18,7 @@ from .status import ExitStatus
 
 if TYPE_CHECKING:
     from ..io.log import Logger
-    from .real import RealOS
+    from .protocol import OSLayer
 
 #: How many exits of pids nobody has asked about yet we remember (orphans are counted, not kept).
 _UNCLAIMED_MAX = 1024
@@ -63,7 +63,7 @@ class Reaper:
 
     reaps_orphans = True
 
-    def __init__(self, os_layer: RealOS, log: Logger | None = None) -> None:
+    def __init__(self, os_layer: OSLayer, log: Logger | None = None) -> None:
         self._os = os_layer
         self._log = log
         self._waiters: dict[int, Waiter] = {}
@@ -145,7 +145,7 @@ class PidfdWatcher:
 
     reaps_orphans = False
 
-    def __init__(self, os_layer: RealOS, nursery: trio.Nursery) -> None:
+    def __init__(self, os_layer: OSLayer, nursery: trio.Nursery) -> None:
         self._os = os_layer
         self._nursery = nursery
         self._live: set[Waiter] = set()

@@ -37,7 +37,7 @@ from ..system.reaper import Reaper
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from ..runtime.supervisor import RuntimeOptions, Supervisor
+    from ..runtime.supervisor import Runtime, RuntimeOptions
     from ..system.environ import Credentials
 
 __all__ = [
@@ -644,17 +644,17 @@ def make_supervisor(
     log: Logger | None = None,
     options: RuntimeOptions | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Supervisor:
-    """A Supervisor for ``config`` on ``fake``, with the fake's reaper as its exit watcher.
+) -> Runtime:
+    """A Runtime for ``config`` on ``fake``, with the fake's reaper as its exit watcher.
 
     ``log`` defaults to a new :class:`FakeLog`; ``environ`` to a bare PATH, so spawn records
     do not depend on the test runner's environment.
     """
     from ..config.plan import make_plan
-    from ..runtime.supervisor import RuntimeOptions, Supervisor
+    from ..runtime.supervisor import Runtime, RuntimeOptions
 
     log = log if log is not None else FakeLog()
-    return Supervisor(
+    return Runtime(
         make_plan(config),
         os_layer=fake,
         log=log,
@@ -671,7 +671,7 @@ async def run_supervisor(
     log: Logger | None = None,
     options: RuntimeOptions | None = None,
     environ: Mapping[str, str] | None = None,
-    at: Sequence[tuple[float, Callable[[Supervisor], object]]] = (),
+    at: Sequence[tuple[float, Callable[[Runtime], object]]] = (),
 ) -> int:
     """Run ``config`` on ``fake`` to the end and return the exit code.
 
@@ -680,7 +680,7 @@ async def run_supervisor(
     """
     sup = make_supervisor(config, fake, log=log, options=options, environ=environ)
 
-    async def later(when: float, action: Callable[[Supervisor], object]) -> None:
+    async def later(when: float, action: Callable[[Runtime], object]) -> None:
         await trio.sleep_until(when)
         action(sup)
 
