@@ -13,13 +13,14 @@ from pathlib import Path
 import trio
 from trio.testing import MockClock
 
-from trinit import Config, ProcessSpec, Supervisor
+from trinit import Config, ProcessSpec
+from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, run_supervisor
 
 TERM, KILL, INT, QUIT = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGQUIT
 
 
-def stop_at(when: float) -> list[tuple[float, Callable[[Supervisor], object]]]:
+def stop_at(when: float) -> list[tuple[float, Callable[[Runtime], object]]]:
     return [(when, lambda sup: sup.request_shutdown("test"))]
 
 
@@ -372,7 +373,7 @@ async def test_sigint_right_after_sigterm_still_forces(autojump_clock: MockClock
     config = Config([ProcessSpec("web", ["web"], stop_timeout=10)])
     fake = FakeOS({"web": Behaviour.stubborn()})
 
-    def both(sup: Supervisor) -> None:
+    def both(sup: Runtime) -> None:
         sup.on_signal(TERM, TERM)
         sup.on_signal(INT, INT)
 

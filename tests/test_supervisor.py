@@ -18,8 +18,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from trinit import Config, ProcessSpec, Supervisor
-from trinit.runtime.supervisor import RuntimeOptions
+from trinit import Config, ProcessSpec
+from trinit.runtime.supervisor import Runtime, RuntimeOptions
 from trinit.system.real import RealOS
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, LogEvent, make_supervisor, run_supervisor
 
@@ -32,7 +32,7 @@ async def settle() -> None:
         await trio.lowlevel.checkpoint()
 
 
-def stop_at(when: float) -> list[tuple[float, Callable[[Supervisor], object]]]:
+def stop_at(when: float) -> list[tuple[float, Callable[[Runtime], object]]]:
     return [(when, lambda sup: sup.request_shutdown("test"))]
 
 

@@ -36,8 +36,6 @@ class Decision:
 
 def backoff(spec: ProcessSpec, consecutive: int) -> float:
     """``restart_delay`` doubled per consecutive restart, capped at ``restart_delay_max``."""
-    if spec.restart_delay <= 0:
-        return 0.0
     return min(spec.restart_delay * math.pow(2, min(consecutive, 64)), spec.restart_delay_max)
 
 

@@ -1,10 +1,9 @@
 """One supervised process's life: wait for its conditions, start, probe, exit, restart or retry.
 
 A :class:`Runner` owns one ProcessSpec for the whole run; each start makes a
-:class:`ProcessHandle` (one pid). Its state is a :class:`State` that moves only along
-the table in :mod:`.state`; what to do after a run is :func:`.policy.decide`'s call and
-how to stop one is :func:`.stopping.terminate`'s. The runner talks to the rest of the
-runtime only through :class:`RunnerHost`, so its rules are tested against fakes.
+:class:`ProcessHandle` (one pid). Its :class:`State` moves only along :mod:`.state`'s
+table; after a run :func:`.policy.decide` says what next, and :func:`.stopping.terminate`
+stops it. It sees the runtime only through :class:`RunnerHost`, so it is tested on fakes.
 """
 
 from __future__ import annotations
@@ -135,7 +134,7 @@ class Runner:
         self._move(State.RUNNING)
 
     def wake(self) -> None:
-        """Stop waiting (for conditions or a back-off): the shutdown began or a stop was asked."""
+        """Stop waiting (for conditions or a back-off): the shutdown began."""
         if self._pending is not None:
             self._pending.cancel()
 
@@ -271,13 +270,9 @@ class Runner:
                 self._fail(code or 1)
                 return
             if decision.kind is Kind.RETRY:
-                self.host.log.info(
-                    "retrying",
-                    f"failed; retrying in {decision.delay:g} s "
-                    f"(attempt {decision.consecutive + 1} of {spec.retries + 1})",
-                    process=self.name,
-                    delay=decision.delay,
-                )
+                attempt = f"attempt {decision.consecutive + 1} of {spec.retries + 1}"
+                message = f"failed; retrying in {decision.delay:g} s ({attempt})"
+                self.host.log.info("retrying", message, process=self.name, delay=decision.delay)
             else:
                 self.restarts += 1
                 self._log_restart(decision.delay, f"restart {decision.consecutive}")
@@ -290,13 +285,8 @@ class Runner:
         return status.signal is None and status.spawn_errno is None and status.code in self.spec.success_codes
 
     def _log_restart(self, delay: float, why: str) -> None:
-        self.host.log.info(
-            "restarting",
-            f"restarting in {delay:g} s ({why})",
-            process=self.name,
-            delay=delay,
-            restarts=self.restarts,
-        )
+        message = f"restarting in {delay:g} s ({why})"
+        self.host.log.info("restarting", message, process=self.name, delay=delay, restarts=self.restarts)
 
     async def _sleep(self, delay: float) -> bool:
         """Back off before the next attempt; False if a stop or the shutdown cancelled it.
@@ -311,14 +301,11 @@ class Runner:
         return not self._cancelled()
 
     def _fail(self, code: int) -> None:
-        what = (
-            "the shutdown begins"
-            if self.spec.on_failure == "shutdown"
-            else "carrying on (on_failure = ignore)"
-        )
+        shutdown = self.spec.on_failure == "shutdown"
+        what = "the shutdown begins" if shutdown else "carrying on (on_failure = ignore)"
         self.host.log.error("failed", f"failed; {what}", process=self.name, code=code)
         # The failure first (it fixes the exit code), then the state change (which may end the run).
-        if self.spec.on_failure == "shutdown":
+        if shutdown:
             self.host.process_failed(self, code)
         self._finish(State.FAILED)
 
@@ -390,26 +377,18 @@ class Runner:
                 self._move(State.READY)
             return
         assert self.spec.ready is not None
-        self.host.log.error(
-            "failed",
-            f"did not become ready within {self.spec.ready.timeout:g} s; stopping it",
-            process=self.name,
-            pid=handle.pid,
-        )
-        if self._end is None:
-            self._end = EndReason.NOT_READY
-        await self._terminate(handle)
+        why = f"did not become ready within {self.spec.ready.timeout:g} s"
+        await self._cut_short(handle, EndReason.NOT_READY, why)
 
     async def _watch_timeout(self, handle: ProcessHandle, timeout: float) -> None:
         await trio.sleep(timeout)
-        self.host.log.error(
-            "failed",
-            f"ran longer than its timeout of {timeout:g} s; stopping it",
-            process=self.name,
-            pid=handle.pid,
-        )
+        await self._cut_short(handle, EndReason.TIMED_OUT, f"ran longer than its timeout of {timeout:g} s")
+
+    async def _cut_short(self, handle: ProcessHandle, reason: EndReason, why: str) -> None:
+        """End a run that failed without an exit of its own (it counts as a failure)."""
+        self.host.log.error("failed", f"{why}; stopping it", process=self.name, pid=handle.pid)
         if self._end is None:
-            self._end = EndReason.TIMED_OUT
+            self._end = reason
         await self._terminate(handle)
 
     async def _terminate(self, handle: ProcessHandle, sig: int | None = None) -> None:
