@@ -23,14 +23,20 @@ USR1 = signal.SIGUSR1
 
 def test_prepare_makes_a_subreaper_only_when_reaping_orphans_and_not_pid1() -> None:
     fake = FakeOS({})
-    prepare(fake, RuntimeOptions(reap_orphans=True), hold_signals=False)
+    prepare(fake, RuntimeOptions(reap_orphans=True), owns_process=True, hold_signals=False)
     assert fake.calls == [("raise_nofile", ()), ("set_subreaper", ())]
     pid1 = FakeOS({}, pid1=True)
-    prepare(pid1, RuntimeOptions(reap_orphans=True, pdeathsig=USR1), hold_signals=False)
+    prepare(pid1, RuntimeOptions(reap_orphans=True, pdeathsig=USR1), owns_process=True, hold_signals=False)
     assert pid1.calls == [("raise_nofile", ()), ("set_pdeathsig", (USR1,))]
+
+
+def test_open_supervisor_by_default_touches_nothing_process_wide() -> None:
     library = FakeOS({})
-    prepare(library, RuntimeOptions(), hold_signals=False)
-    assert library.calls == [("raise_nofile", ())]
+    prepare(library, RuntimeOptions(), owns_process=False, hold_signals=False)
+    assert library.calls == []
+    library = FakeOS({})
+    prepare(library, RuntimeOptions(reap_orphans=True), owns_process=False, hold_signals=False)
+    assert library.calls == [("set_subreaper", ())]
 
 
 def test_handled_signals_follow_the_options() -> None:
@@ -46,7 +52,7 @@ def test_handled_signals_follow_the_options() -> None:
 def test_holding_signals_blocks_exactly_the_handled_ones() -> None:
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     try:
-        prepare(FakeOS({}), RuntimeOptions(reap_orphans=True), hold_signals=True)
+        prepare(FakeOS({}), RuntimeOptions(reap_orphans=True), owns_process=True, hold_signals=True)
         assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == {signal.SIGCHLD}
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -43,11 +43,16 @@ def handled_signals(options: RuntimeOptions) -> frozenset[int]:
     return frozenset(wanted)
 
 
-def prepare(os_layer: OSLayer, options: RuntimeOptions, *, hold_signals: bool) -> None:
-    """The settings made once before a run (each is idempotent: the CLI makes some of them
-    before its fast start already). ``hold_signals`` blocks the handled signals until the
-    handlers are in place, so none sent in between is lost."""
-    os_layer.raise_nofile()
+def prepare(os_layer: OSLayer, options: RuntimeOptions, *, owns_process: bool, hold_signals: bool) -> None:
+    """The settings made once before a run; each is idempotent (the CLI makes some of them
+    before its fast start already).
+
+    ``owns_process``: trinit is the whole program (the CLI, ``trinit.run``), so it may raise
+    the open-files limit; ``open_supervisor`` leaves it alone. ``hold_signals`` blocks the
+    handled signals until the handlers are in place, so none sent in between is lost.
+    """
+    if owns_process:
+        os_layer.raise_nofile()
     if options.reap_orphans and not os_layer.is_pid1:
         os_layer.set_subreaper()
     if options.pdeathsig:

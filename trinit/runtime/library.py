@@ -49,7 +49,7 @@ async def open_supervisor(
     options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
     rt = Runtime(plan, os_layer=os_layer, log=Logger(log_format=config.log_format), options=options)
     # The handlers are installed at once inside trio: nothing to hold until then.
-    prepare(os_layer, options, hold_signals=False)
+    prepare(os_layer, options, owns_process=False, hold_signals=False)
 
     async def run_shielded(task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
         # The shutdown must survive a cancellation of the caller's scope: it is what

@@ -50,7 +50,7 @@ def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> in
             os_layer.last_resort_stop(early)
         raise
     # The CLI blocked every handled signal at its first instruction already.
-    prepare(os_layer, options, hold_signals=False)
+    prepare(os_layer, options, owns_process=True, hold_signals=False)
     return _run(rt, bool(prestarted))
 
 
@@ -64,7 +64,7 @@ def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = Tru
     os_layer = RealOS()
     options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
     rt = Runtime(make_plan(config), os_layer=os_layer, log=Logger(log_format=config.log_format), options=options)
-    prepare(os_layer, options, hold_signals=True)
+    prepare(os_layer, options, owns_process=True, hold_signals=True)
     return _run(rt, False)
 
 
