@@ -47,8 +47,13 @@ class ProcessHandle:
     send: Callable[[int, int], None]
     sendpg: Callable[[int, int], None]
     sendfd: Callable[[int, int], None] | None = None
-    #: A :func:`~trinit.runtime.stopping.terminate` is under way (it reacts to a forced shutdown itself).
-    stopping: bool = False
+    #: How many :func:`~trinit.runtime.stopping.terminate` calls are under way (each reacts
+    #: to a forced shutdown itself).
+    stops: int = 0
+
+    @property
+    def stopping(self) -> bool:
+        return self.stops > 0
 
     @property
     def exited(self) -> bool:

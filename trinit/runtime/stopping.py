@@ -46,11 +46,11 @@ async def terminate(
     """
     if handle.exited:
         return
-    handle.stopping = True
+    handle.stops += 1
     try:
         await _escalate(handle, sig, grace, force, log)
     finally:
-        handle.stopping = False
+        handle.stops -= 1
 
 
 async def _escalate(
