@@ -78,15 +78,15 @@ class Runtime:
         self.log = log
         self.options = options or RuntimeOptions()
         self.spawner = Spawner(
-            self.config,
-            os_layer,
-            dict(os.environ if environ is None else environ),
-            environ is None,
-            stdout,
-            stderr,
+            config=self.config,
+            os=os_layer,
+            environ=dict(os.environ if environ is None else environ),
+            environ_is_ours=environ is None,
+            stdout=stdout,
+            stderr=stderr,
         )
-        self.boot = Bootstrap(os_layer, log, self.options, watcher)
-        self.ready_file = ReadyFile(self.config.ready_file, os_layer, log)
+        self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
+        self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
         self.shutting_down = False
         self.force = trio.Event()
