@@ -340,12 +340,12 @@ class Runner:
         self.last_pid = handle.pid
         if self.log_watch is not None:
             self.log_watch.reset()
-        if self.state is not State.RUNNING:
+        if self.state is State.STARTING:  # an adopted one is running already, or stopping
             self._move(State.RUNNING)
         async with trio.open_nursery() as nursery:
             if self.spec.ready is not None:
                 nursery.start_soon(self._probe, handle)
-            else:
+            elif self.state is State.RUNNING:
                 self._move(State.READY)
             if self.spec.timeout is not None:
                 nursery.start_soon(self._watch_timeout, handle, self.spec.timeout)
