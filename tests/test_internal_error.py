@@ -18,19 +18,19 @@ SCRIPT = textwrap.dedent(
     import sys
     import trinit.runtime.supervisor as sup
 
-    original = sup.Supervisor.notify
+    original = sup.Runtime.notify
     calls = 0
 
     def faulty(self, runner):
         global calls
         original(self, runner)
-        running = [r for r in self._runners.values() if r.handle is not None]
+        running = [r for r in self.runners.values() if r.handle is not None]
         if len(running) == 2:
             with open(sys.argv[2], "w") as f:
                 f.write(" ".join(str(r.handle.pid) for r in running))
             raise RuntimeError("injected fault")
 
-    sup.Supervisor.notify = faulty
+    sup.Runtime.notify = faulty
     from trinit.boot.main import main
     main(["-c", sys.argv[1]])
     """

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from trio.testing import MockClock
 
-from trinit import Config, ProcessSpec, Supervisor
+from trinit import Config, ProcessSpec
+from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, run_supervisor
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 
 
-def stop_at(when: float) -> list[tuple[float, Callable[[Supervisor], object]]]:
+def stop_at(when: float) -> list[tuple[float, Callable[[Runtime], object]]]:
     return [(when, lambda sup: sup.request_shutdown("test"))]
 
 

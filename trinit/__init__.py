@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from .config.model import Config as Config
     from .config.model import ProcessSpec as ProcessSpec
     from .config.model import ReadySpec as ReadySpec
+    from .runtime.handle import Supervisor as Supervisor
     from .runtime.library import open_supervisor as open_supervisor
+    from .runtime.process import ProcessStatus as ProcessStatus
     from .runtime.run import run as run
-    from .runtime.runner import ProcessStatus as ProcessStatus
-    from .runtime.supervisor import Supervisor as Supervisor
     from .system.status import ExitStatus as ExitStatus
 
 _EXPORTS = {
@@ -36,10 +36,10 @@ _EXPORTS = {
     "Config": ".config.model",
     "ProcessSpec": ".config.model",
     "ReadySpec": ".config.model",
-    "ProcessStatus": ".runtime.runner",
+    "ProcessStatus": ".runtime.process",
     "run": ".runtime.run",
     "ExitStatus": ".system.status",
-    "Supervisor": ".runtime.supervisor",
+    "Supervisor": ".runtime.handle",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

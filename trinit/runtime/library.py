@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import TrinitError
+from ..config.plan import make_plan
+from ..io.log import Logger
+from ..system.real import RealOS
+from .bootstrap import prepare
+from .handle import Supervisor, make_handle
+from .supervisor import Runtime, RuntimeOptions
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from .supervisor import Supervisor
 
 #: After the budget, how long leaving the block may still wait for the runtime to finish.
 _GRACE_AFTER_BUDGET = 5.0
@@ -34,11 +39,6 @@ async def open_supervisor(
     elsewhere in the program still sees true exit statuses. ``handle_signals=True`` and
     ``reap_orphans=True`` turn on what the CLI does; both need the main thread.
     """
-    from ..config.plan import make_plan
-    from ..io.log import Logger
-    from ..system.real import RealOS
-    from .supervisor import RuntimeOptions, Supervisor
-
     if (handle_signals or reap_orphans) and threading.current_thread() is not threading.main_thread():
         raise TrinitError(
             "handle_signals=True and reap_orphans=True need the main thread, where Python delivers "
@@ -46,37 +46,33 @@ async def open_supervisor(
         )
     plan = make_plan(config)
     os_layer = RealOS()
-    if reap_orphans and not os_layer.is_pid1:
-        os_layer.set_subreaper()
-    sup = Supervisor(
-        plan,
-        os_layer=os_layer,
-        log=Logger(log_format=config.log_format),
-        options=RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans),
-    )
+    options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
+    rt = Runtime(plan, os_layer=os_layer, log=Logger(log_format=config.log_format), options=options)
+    # The handlers are installed at once inside trio: nothing to hold until then.
+    prepare(os_layer, options, owns_process=False, hold_signals=False)
 
-    async def run_shielded(task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run_shielded(task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED) -> None:
         # The shutdown must survive a cancellation of the caller's scope: it is what
         # stops the processes. The runtime bounds itself with shutdown_timeout.
         with trio.CancelScope(shield=True):
-            await sup.run(task_status=task_status)
+            await rt.run(task_status=task_status)
 
     raised: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_shielded)
             try:
-                yield sup
+                yield make_handle(rt)
             except BaseException as exc:
                 raised = exc
                 raise
             finally:
-                sup.request_shutdown("the open_supervisor() block was left")
+                rt.request_shutdown("the open_supervisor() block was left")
                 with trio.CancelScope(shield=True), trio.move_on_after(
                     config.shutdown_timeout + _GRACE_AFTER_BUDGET
                 ):
-                    await sup.finished.wait()
-                    await trio.to_thread.run_sync(sup.log.close, 1.0)
+                    await rt.finished.wait()
+                    await trio.to_thread.run_sync(rt.log.close, 1.0)
     except BaseExceptionGroup as group:
         # What the block raised comes out as itself, not wrapped by our nursery.
         if raised is not None and len(group.exceptions) == 1 and group.exceptions[0] is raised:

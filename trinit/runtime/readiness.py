@@ -17,15 +17,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import trio
 
 from ..config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, ReadySpec, TcpProbe
-
-if TYPE_CHECKING:
-    import ssl
 
 __all__ = [
     "MIN_INTERVAL",
@@ -238,12 +235,10 @@ def _probe_ssl_context() -> ssl.SSLContext:
 
     A probe asks "is it serving?", not "is it trusted?": services in containers often use
     self-signed or internal certificates, and Kubernetes' HTTPS probes skip verification too.
-    Built lazily so that importing this module does not load ssl.
+    Built on first use (ssl itself is already loaded by trio).
     """
     global _ssl_context
     if _ssl_context is None:
-        import ssl
-
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

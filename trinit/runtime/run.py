@@ -1,41 +1,36 @@
-"""Running a config to its end: what the CLI does, and ``trinit.run`` for programs."""
+"""Running a config to its end: what the CLI does, and ``trinit.run`` for programs.
+
+Library code raises (a config that cannot start is a ConfigError); only the CLI prints
+and exits. Imported lazily by the fast start, after the main process is already running.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import trio
+
+from .._errors import ConfigError
+from ..boot.overrides import load_for_cli, log_verbosity
+from ..config.plan import make_plan
+from ..io.log import Logger
+from ..system.real import RealOS
+from .bootstrap import prepare
+from .shutdown import describe_error
+from .supervisor import INTERNAL_ERROR, Runtime, RuntimeOptions
+
 if TYPE_CHECKING:
     from ..boot.argv import Options
     from ..config.model import Config
-    from ..config.plan import Plan
-    from ..io.log import Logger
-    from ..system.real import RealOS
-    from .supervisor import RuntimeOptions
+    from ..system.protocol import OSLayer
 
 
-def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int:
+def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> int:
     """Everything after the fast start: config, plan, the trio run, the exit code.
 
-    Raises ConfigError (nothing left running) for :func:`trinit.boot.main.main` to report.
+    Raises ConfigError (after stopping a main process already started) for the CLI to print.
     """
-    from .._errors import ConfigError
-    from ..boot.overrides import load_for_cli, log_verbosity
-    from ..io.log import Logger
-
     log = Logger(verbosity=log_verbosity(opts))
-    try:
-        config = load_for_cli(opts)
-        from ..config.plan import make_plan
-
-        plan = make_plan(config)
-    except ConfigError:
-        if isinstance(early, int):  # pragma: no cover - zero-config has nothing left to get wrong here
-            log.error("internal_error", "the config could not be built; stopping the main process")
-            os_layer.last_resort_stop(early)
-        raise
-    log.log_format = config.log_format
-    from .supervisor import RuntimeOptions
-
     options = RuntimeOptions(
         success_exits=frozenset(opts.success_exits),
         rewrite=opts.rewrite,
@@ -45,50 +40,41 @@ def run_cli(opts: Options, os_layer: RealOS, early: int | OSError | None) -> int
         keep_handlers=True,
     )
     prestarted = {"main": early} if early is not None else None
-    return _run(plan, os_layer, log, options, prestarted)
+    try:
+        config = load_for_cli(opts)
+        log.log_format = config.log_format
+        rt = Runtime(make_plan(config), os_layer=os_layer, log=log, options=options, prestarted=prestarted)
+    except ConfigError:
+        if isinstance(early, int):  # pragma: no cover - zero-config has nothing left to get wrong here
+            log.error("internal_error", "the config could not be built; stopping the main process")
+            os_layer.last_resort_stop(early)
+        raise
+    # The CLI blocked every handled signal at its first instruction already.
+    prepare(os_layer, options, owns_process=True, hold_signals=False)
+    return _run(rt, bool(prestarted))
 
 
 def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = True) -> int:
     """Run ``config`` as the CLI does: blocks until the shutdown has finished; returns the exit code.
 
     Call it from the main thread of a program that runs nothing else: it installs signal
-    handlers and, with ``reap_orphans``, owns ``waitpid(-1)``.
+    handlers and, with ``reap_orphans``, becomes a subreaper and owns ``waitpid(-1)``.
+    Raises ConfigError if ``config`` cannot start (a user that does not exist, say).
     """
-    from ..boot.signals import block
-    from ..config.plan import make_plan
-    from ..io.log import Logger
-    from ..system.real import RealOS
-    from .supervisor import RuntimeOptions
-
-    if handle_signals or reap_orphans:
-        block()
-    plan = make_plan(config)
-    log = Logger(log_format=config.log_format)
+    os_layer = RealOS()
     options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
-    return _run(plan, RealOS(), log, options, None)
+    rt = Runtime(make_plan(config), os_layer=os_layer, log=Logger(log_format=config.log_format), options=options)
+    prepare(os_layer, options, owns_process=True, hold_signals=True)
+    return _run(rt, False)
 
 
-def _run(
-    plan: Plan,
-    os_layer: RealOS,
-    log: Logger,
-    options: RuntimeOptions,
-    prestarted: dict[str, int | OSError] | None,
-) -> int:
-    import trio
-
-    from .supervisor import INTERNAL_ERROR, Supervisor
-
-    os_layer.raise_nofile()
-    sup = Supervisor(plan, os_layer=os_layer, log=log, options=options, prestarted=prestarted)
+def _run(rt: Runtime, prestarted: bool) -> int:
     try:
-        code = trio.run(sup.run)
-    except BaseException as exc:  # the supervisor has already stopped everything it could
-        from .supervisor import describe_error
-
-        log.error("internal_error", f"trinit exits after an internal error: {describe_error(exc)}")
-        if os_layer.is_pid1 or prestarted:
-            os_layer.last_resort_stop(None)
+        code = trio.run(rt.run)
+    except BaseException as exc:  # the runtime has already stopped everything it could
+        rt.log.error("internal_error", f"trinit exits after an internal error: {describe_error(exc)}")
+        if rt.os.is_pid1 or prestarted:
+            rt.os.last_resort_stop(None)
         code = INTERNAL_ERROR
-    log.close(1.0)
+    rt.log.close(1.0)
     return code

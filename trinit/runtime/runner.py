@@ -1,77 +1,33 @@
 """One supervised process's life: wait for its conditions, start, probe, exit, restart or retry.
 
 A :class:`Runner` owns one ProcessSpec for the whole run; each start makes a
-:class:`ProcessHandle` (one pid). The runner talks to the rest of the runtime only
-through :class:`RunnerHost` (the supervisor), so its rules are tested against fakes.
+:class:`ProcessHandle` (one pid). Its :class:`State` moves only along :mod:`.state`'s
+table; after a run :func:`.policy.decide` says what next, and :func:`.stopping.terminate`
+stops it. It sees the runtime only through :class:`RunnerHost`, so it is tested on fakes.
 """
 
 from __future__ import annotations
 
-import math
-import signal
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, Protocol
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
 
 from ..boot.parse import signal_name
 from ..system.status import ExitStatus
+from .policy import Kind, decide
+from .process import ProcessHandle, ProcessStatus, StartFailure
+from .state import EndReason, State, check_transition
+from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
     from ..config.model import Condition, ProcessSpec
     from ..io.log import Level, Logger
-    from ..system.reaper import Waiter
     from .readiness import LogWatch
 
-State = Literal["waiting", "starting", "running", "ready", "stopping", "exited", "failed", "skipped"]
-
-
-class StartFailure(Exception):
-    """A process could not be started for a reason other than exec (its env_file, say)."""
-
-
-@attrs.frozen
-class ProcessStatus:
-    """What ``Supervisor.status()`` reports for one process."""
-
-    name: str
-    state: State
-    pid: int | None
-    restarts: int
-    last_exit: ExitStatus | None
-
-
-@attrs.define(eq=False)
-class ProcessHandle:
-    """One running instance of a process: its pid, and how to signal it safely.
-
-    Signals go out only while the process has not been reaped, so a recycled pid is never
-    hit; with ``group`` they go to its whole process group.
-    """
-
-    name: str
-    pid: int
-    group: bool
-    waiter: Waiter
-    started_at: float
-    send: Callable[[int, int], None]
-    sendpg: Callable[[int, int], None]
-    sendfd: Callable[[int, int], None] | None = None
-
-    @property
-    def exited(self) -> bool:
-        return self.waiter.status is not None
-
-    def signal(self, sig: int) -> None:
-        if self.waiter.status is not None:
-            raise ProcessLookupError(f"process {self.name!r} (pid {self.pid}) has exited")
-        if self.group:
-            self.sendpg(self.pid, sig)
-        elif self.waiter.pidfd is not None and self.sendfd is not None:
-            self.sendfd(self.waiter.pidfd, sig)
-        else:
-            self.send(self.pid, sig)
+#: A run that trinit ended for one of these failed, whatever its exit status.
+_FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT})
 
 
 class RunnerHost(Protocol):
@@ -101,44 +57,57 @@ class Runner:
     spec: ProcessSpec
     host: RunnerHost
     start_after: tuple[tuple[str, Condition], ...] = ()
-    state: State = "waiting"
+    state: State = State.WAITING
     handle: ProcessHandle | None = None
     last_pid: int | None = None
     last_status: ExitStatus | None = None
     restarts: int = 0
-    ever_started: bool = False
-    ready: bool = False
-    completed: bool = False
-    final: bool = False
-    failed: bool = False
     log_watch: LogWatch | None = None
+    #: Why trinit is ending the current run (or the runner), if it is.
+    _end: EndReason | None = None
     _consecutive: int = 0
-    _stop_requested: bool = False
-    _restart_requested: bool = False
-    _probe_failed: bool = False
-    _timed_out: bool = False
     _pending: trio.CancelScope | None = None
     _adopted: ProcessHandle | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
-
-    def adopt(self, handle: ProcessHandle) -> None:
-        """Take over a process started before the runtime (the CLI's fast start).
-
-        It is running whatever happens next (a shutdown may already be under way), so
-        it is this runner's from now on: stopped in order and its status recorded.
-        """
-        self._adopted = self.handle = handle
-        self.last_pid = handle.pid
-        self.ever_started = True
-        self.state = "running"
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def ever_started(self) -> bool:
+        return self.last_pid is not None
+
+    @property
+    def ready(self) -> bool:
+        return self.state is State.READY
+
+    @property
+    def completed(self) -> bool:
+        return self.state is State.COMPLETED
+
+    @property
+    def final(self) -> bool:
+        return self.state.final
+
+    @property
+    def failed(self) -> bool:
+        return self.state is State.FAILED or (
+            self.state is State.SKIPPED and self._end is EndReason.DEPENDENCY
+        )
+
+    @property
+    def up(self) -> bool:
+        """Counts toward ``ready_file``: ready (oneshots: completed), or given up on under ``"ignore"``."""
+        if self.completed or (self.ready and not self.spec.oneshot):
+            return True
+        if self.final:
+            return not self.failed or self.spec.on_failure == "ignore"
+        return False
+
     def status(self) -> ProcessStatus:
         pid = self.handle.pid if self.handle is not None else None
-        return ProcessStatus(self.name, self.state, pid, self.restarts, self.last_status)
+        return ProcessStatus(self.name, self.state.public, pid, self.restarts, self.last_status)
 
     # -- conditions others wait for ----------------------------------------------------------
 
@@ -150,22 +119,49 @@ class Runner:
         return self.completed
 
     def can_never_satisfy(self, condition: Condition) -> bool:
-        if not self.final:
-            return False
-        if condition == "started":
-            return not self.ever_started
-        if condition == "ready":
-            return not self.ready
-        return not self.completed
+        return self.final and not self.satisfies(condition)
 
-    @property
-    def up(self) -> bool:
-        """Counts toward ``ready_file``: ready (oneshots: completed), or given up on under ``"ignore"``."""
-        if self.completed or (self.ready and not self.spec.oneshot):
-            return True
-        if self.final:
-            return not self.failed or self.spec.on_failure == "ignore"
-        return False
+    # -- what others ask of it -----------------------------------------------------------------
+
+    def adopt(self, handle: ProcessHandle) -> None:
+        """Take over a process started before the runtime (the CLI's fast start).
+
+        It is running whatever happens next (a shutdown may already be under way), so
+        it is this runner's from now on: stopped in order and its status recorded.
+        """
+        self._adopted = self.handle = handle
+        self.last_pid = handle.pid
+        self._move(State.RUNNING)
+
+    def wake(self) -> None:
+        """Stop waiting (for conditions or a back-off): the shutdown began."""
+        if self._pending is not None:
+            self._pending.cancel()
+
+    async def stop(self, sig: int | None = None) -> None:
+        """Stop for good (shutdown or a library ``stop()``): cancel what is pending, end the process."""
+        self._end = EndReason.STOP
+        self.wake()
+        handle = self.handle
+        if handle is not None:
+            await self._terminate(handle, sig)
+            await self.done.wait()
+
+    async def restart(self) -> None:
+        """Stop the running process and start it again at once (a library ``restart()``)."""
+        handle = self.handle
+        if handle is None:
+            return
+        if self._end is not EndReason.STOP:
+            self._end = EndReason.RESTART
+        await self._terminate(handle)
+
+    def revive(self) -> None:
+        """Make a finished runner wait for its conditions again (a library ``restart()``);
+        its ``lifecycle`` is then run anew."""
+        self._move(State.WAITING)
+        self._end = None
+        self.done = trio.Event()
 
     # -- the life ------------------------------------------------------------------------------
 
@@ -175,34 +171,35 @@ class Runner:
             if await self._await_start():
                 await self._attempts()
             elif not self.final:  # stopped, or the shutdown began, before it could start
-                why = "it was stopped" if self._stop_requested else "the shutdown began"
+                why = "it was stopped" if self._end is EndReason.STOP else "the shutdown began"
                 self.host.log.info(
                     "skipped", f"was not started: {why} before it could start", process=self.name
                 )
-                self._finish("skipped")
+                self._finish(State.SKIPPED)
         finally:
-            if self.handle is None:
-                self._finish()
+            if not self.final and (self.handle is None or self.handle.exited):
+                self.handle = None
+                self._finish(State.SKIPPED if self.state is State.WAITING else State.EXITED)
 
-    def _set_state(self, state: State) -> None:
+    def _move(self, state: State) -> None:
+        check_transition(self.state, state)
         self.state = state
         self.host.notify(self)
 
-    def _finish(self, state: State | None = None) -> None:
-        if state is not None:
-            self.state = state
-        self.final = True
-        self.ready = False
-        self.host.notify(self)
+    def _finish(self, state: State) -> None:
+        self._move(state)
         self.done.set()
+
+    def _cancelled(self) -> bool:
+        return self._end is EndReason.STOP or (self.host.shutting_down and self.spec.phase == "run")
 
     async def _await_start(self) -> bool:
         if self._adopted is not None:
             return True
         while True:
-            if self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
+            if self._cancelled():
                 return False
-            waiting_for: list[str] = []
+            waiting = False
             for dep, condition in self.start_after:
                 other = self.host.runner(dep)
                 if other.satisfies(condition):
@@ -210,11 +207,9 @@ class Runner:
                 if other.can_never_satisfy(condition):
                     self._skip(dep, condition)
                     return False
-                waiting_for.append(f"{dep} ({condition})")
-            if not waiting_for:
+                waiting = True
+            if not waiting:
                 return True
-            if self.state != "waiting":
-                self._set_state("waiting")
             changed = self.host.changed()
             with trio.CancelScope() as self._pending:
                 await changed.wait()
@@ -228,96 +223,70 @@ class Runner:
             dependency=dep,
             condition=condition,
         )
-        self.failed = True
+        self._end = EndReason.DEPENDENCY
         # The failure first (it fixes the exit code), then the state change (which may end the run).
         if self.spec.on_failure == "shutdown":
             self.host.process_failed(self, 1)
-        self._finish("skipped")
+        self._finish(State.SKIPPED)
 
     async def _attempts(self) -> None:
         spec = self.spec
-        attempt = 0
         while True:
-            attempt += 1
+            if self.state is State.BACKOFF and self._cancelled():
+                self._finish(State.EXITED)
+                return
             status, run_time = await self._run_once()
-            failed_without_exit = self._probe_failed or self._timed_out or status is None
+            self.handle = None
+            end = self._end
+            failed_without_exit = end in _FAILED_BY_US or status is None
             if spec.main:
-                self._finish("exited" if status is not None else "failed")
+                self._finish(State.EXITED if status is not None else State.FAILED)
                 self.host.main_exited(self, status, failed_without_exit)
                 return
-            if self._stop_requested:
-                self._finish("exited")
+            if end is EndReason.STOP:
+                self._finish(State.EXITED)
                 return
-            if self._restart_requested:
-                self._restart_requested = False
+            if end is EndReason.RESTART:
+                self._end = None
                 self.restarts += 1
                 self._log_restart(0.0, "on request")
+                self._move(State.BACKOFF)
                 continue
             ok = not failed_without_exit and status is not None and self._success(status)
-            if spec.oneshot:
-                if ok:
-                    self.completed = True
-                    self._finish("exited")
-                    return
-                if attempt <= spec.retries:
-                    delay = self._delay()
-                    self._consecutive += 1
-                    self.host.log.info(
-                        "retrying",
-                        f"failed; retrying in {delay:g} s (attempt {attempt + 1} of {spec.retries + 1})",
-                        process=self.name,
-                        delay=delay,
-                    )
-                    if await self._sleep(delay):
-                        continue
-                    self._finish("exited")
-                    return
-            else:
-                if run_time >= spec.restart_reset_after:
-                    self._consecutive = 0
-                wants = spec.restart == "always" or (spec.restart == "on-failure" and not ok)
-                limit = spec.max_restarts
-                if wants and (limit is None or self._consecutive < limit):
-                    delay = self._delay()
-                    self._consecutive += 1
-                    self.restarts += 1
-                    self._log_restart(delay, f"restart {self._consecutive}")
-                    if await self._sleep(delay):
-                        continue
-                    self._finish("exited")
-                    return
-                if wants:
+            decision = decide(spec, ok, self._consecutive, run_time)
+            self._consecutive = decision.consecutive
+            if decision.kind is Kind.DONE:
+                self._finish(State.COMPLETED if spec.oneshot else State.EXITED)
+                return
+            if decision.kind is Kind.FAIL:
+                if decision.gave_up:
                     self.host.log.error(
                         "failed",
-                        f"restarted {self._consecutive} times in a row; giving up (max_restarts = {limit})",
+                        f"restarted {decision.consecutive} times in a row; giving up "
+                        f"(max_restarts = {spec.max_restarts})",
                         process=self.name,
                     )
-                    ok = False
-                if ok:
-                    self._finish("exited")
-                    return
-            code = 1 if failed_without_exit or status is None else status.exit_code
-            self._fail(code or 1)
-            return
+                code = 1 if status is None or failed_without_exit else status.exit_code
+                self._fail(code or 1)
+                return
+            if decision.kind is Kind.RETRY:
+                attempt = f"attempt {decision.consecutive + 1} of {spec.retries + 1}"
+                message = f"failed; retrying in {decision.delay:g} s ({attempt})"
+                self.host.log.info("retrying", message, process=self.name, delay=decision.delay)
+            else:
+                self.restarts += 1
+                self._log_restart(decision.delay, f"restart {decision.consecutive}")
+            self._move(State.BACKOFF)
+            if not await self._sleep(decision.delay):
+                self._finish(State.EXITED)
+                return
 
     def _success(self, status: ExitStatus) -> bool:
         return status.signal is None and status.spawn_errno is None and status.code in self.spec.success_codes
 
-    def _delay(self) -> float:
-        spec = self.spec
-        if spec.restart_delay <= 0:
-            return 0.0
-        exponent = min(self._consecutive, 64)
-        return min(spec.restart_delay * math.pow(2, exponent), spec.restart_delay_max)
-
     def _log_restart(self, delay: float, why: str) -> None:
-        self.host.log.info(
-            "restarting",
-            f"restarting in {delay:g} s ({why})",
-            process=self.name,
-            delay=delay,
-            restarts=self.restarts,
-        )
+        message = f"restarting in {delay:g} s ({why})"
+        self.host.log.info("restarting", message, process=self.name, delay=delay, restarts=self.restarts)
 
     async def _sleep(self, delay: float) -> bool:
         """Back off before the next attempt; False if a stop or the shutdown cancelled it.
@@ -331,71 +300,60 @@ class Runner:
         self._pending = None
         return not self._cancelled()
 
-    def _cancelled(self) -> bool:
-        return self._stop_requested or (self.host.shutting_down and self.spec.phase == "run")
-
     def _fail(self, code: int) -> None:
-        self.failed = True
-        what = (
-            "the shutdown begins"
-            if self.spec.on_failure == "shutdown"
-            else "carrying on (on_failure = ignore)"
-        )
+        shutdown = self.spec.on_failure == "shutdown"
+        what = "the shutdown begins" if shutdown else "carrying on (on_failure = ignore)"
         self.host.log.error("failed", f"failed; {what}", process=self.name, code=code)
         # The failure first (it fixes the exit code), then the state change (which may end the run).
-        if self.spec.on_failure == "shutdown":
+        if shutdown:
             self.host.process_failed(self, code)
-        self._finish("failed")
+        self._finish(State.FAILED)
 
     async def _run_once(self) -> tuple[ExitStatus | None, float]:
         """Start once and wait for the exit: (status or None if it never started, run time)."""
-        self._probe_failed = self._timed_out = False
         handle = self._adopted  # started before the runtime: already running, whatever comes next
         self._adopted = None
         if handle is None:
-            if self._stop_requested or (self.host.shutting_down and self.spec.phase == "run"):
-                return None, 0.0
-            self._set_state("starting")
-        try:
-            if handle is None:
+            if self._end is not EndReason.STOP:
+                self._end = None
+            self._move(State.STARTING)
+            try:
                 handle = self.host.spawn(self)
-        except OSError as exc:
-            status = ExitStatus(spawn_errno=exc.errno or 2)
-            self.last_status = status
-            self.host.log.error(
-                "failed",
-                f"could not start {self.spec.command[0]!r}: {exc.strerror or exc}",
-                process=self.name,
-                code=status.exit_code,
-            )
-            return status, 0.0
-        except StartFailure as exc:
-            self.host.log.error("failed", f"could not start: {exc}", process=self.name)
-            return None, 0.0
+            except OSError as exc:
+                status = ExitStatus(spawn_errno=exc.errno or 2)
+                self.last_status = status
+                self.host.log.error(
+                    "failed",
+                    f"could not start {self.spec.command[0]!r}: {exc.strerror or exc}",
+                    process=self.name,
+                    code=status.exit_code,
+                )
+                return status, 0.0
+            except StartFailure as exc:
+                self.host.log.error("failed", f"could not start: {exc}", process=self.name)
+                return None, 0.0
         command = self.spec.command
         self.host.log.info(
             "started", f"started: {' '.join(command)}", process=self.name, pid=handle.pid, argv=list(command)
         )
         self.handle = handle
         self.last_pid = handle.pid
-        self.ever_started = True
         if self.log_watch is not None:
             self.log_watch.reset()
-        self._set_state("running")
+        if self.state is State.STARTING:  # an adopted one is running already, or stopping
+            self._move(State.RUNNING)
         async with trio.open_nursery() as nursery:
             if self.spec.ready is not None:
                 nursery.start_soon(self._probe, handle)
-            else:
-                self._became_ready()
+            elif self.state is State.RUNNING:
+                self._move(State.READY)
             if self.spec.timeout is not None:
                 nursery.start_soon(self._watch_timeout, handle, self.spec.timeout)
             status = await handle.waiter.wait()
             nursery.cancel_scope.cancel()
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
-        self.handle = None
-        self.ready = False
-        caused_by_us = self._stop_requested or self._restart_requested
+        caused_by_us = self._end in (EndReason.STOP, EndReason.RESTART)
         level: Level = "info" if caused_by_us or self._success(status) else "warning"
         self.host.log.log(
             level,
@@ -407,12 +365,7 @@ class Runner:
             signal=signal_name(status.signal) if status.signal else None,
             run_time=round(run_time, 3),
         )
-        self._set_state("exited")
         return status, run_time
-
-    def _became_ready(self) -> None:
-        self.ready = True
-        self._set_state("ready")
 
     async def _probe(self, handle: ProcessHandle) -> None:
         ok = await self.host.probe(self, handle)
@@ -420,94 +373,27 @@ class Runner:
             return
         if ok:
             self.host.log.info("ready", "is ready", process=self.name, pid=handle.pid)
-            self._became_ready()
+            if self.state is State.RUNNING:
+                self._move(State.READY)
             return
         assert self.spec.ready is not None
-        self.host.log.error(
-            "failed",
-            f"did not become ready within {self.spec.ready.timeout:g} s; stopping it",
-            process=self.name,
-            pid=handle.pid,
-        )
-        self._probe_failed = True
-        await self.terminate(handle)
+        why = f"did not become ready within {self.spec.ready.timeout:g} s"
+        await self._cut_short(handle, EndReason.NOT_READY, why)
 
     async def _watch_timeout(self, handle: ProcessHandle, timeout: float) -> None:
         await trio.sleep(timeout)
-        self.host.log.error(
-            "failed",
-            f"ran longer than its timeout of {timeout:g} s; stopping it",
-            process=self.name,
-            pid=handle.pid,
-        )
-        self._timed_out = True
-        await self.terminate(handle)
+        await self._cut_short(handle, EndReason.TIMED_OUT, f"ran longer than its timeout of {timeout:g} s")
 
-    # -- stopping ------------------------------------------------------------------------------
+    async def _cut_short(self, handle: ProcessHandle, reason: EndReason, why: str) -> None:
+        """End a run that failed without an exit of its own (it counts as a failure)."""
+        self.host.log.error("failed", f"{why}; stopping it", process=self.name, pid=handle.pid)
+        if self._end is None:
+            self._end = reason
+        await self._terminate(handle)
 
-    async def terminate(self, handle: ProcessHandle, sig: int | None = None) -> None:
-        """Stop signal, at most ``stop_timeout`` of grace (cut short by a forced shutdown), SIGKILL."""
-        sig = sig or self.spec.stop_signal or signal.SIGTERM
-        grace = self.spec.stop_timeout
+    async def _terminate(self, handle: ProcessHandle, sig: int | None = None) -> None:
         if handle.exited:
             return
-        self._set_state("stopping")
-        self.host.log.info(
-            "stopping",
-            f"stopping with {signal_name(sig)} (grace {grace:g} s)",
-            process=self.name,
-            pid=handle.pid,
-            signal=signal_name(sig),
-            grace=grace,
-        )
-        try:
-            handle.signal(sig)
-        except ProcessLookupError:
-            return
-        if not self.host.force.is_set():
-            with trio.move_on_after(grace):
-                await _first(handle.waiter.event.wait, self.host.force.wait)
-        if handle.exited:
-            return
-        if self.host.force.is_set():
-            why = "the shutdown was forced"
-        else:
-            why = f"it ignored {signal_name(sig)} for {grace:g} s (raise stop_timeout if it needs longer)"
-        self.host.log.warning(
-            "killed", f"sending SIGKILL: {why}", process=self.name, pid=handle.pid, grace=grace
-        )
-        try:
-            handle.signal(signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        await handle.waiter.wait()
-
-    async def stop(self, sig: int | None = None) -> None:
-        """Stop for good (shutdown or a library ``stop()``): cancel what is pending, end the process."""
-        self._stop_requested = True
-        if self._pending is not None:
-            self._pending.cancel()
-        handle = self.handle
-        if handle is not None:
-            await self.terminate(handle, sig)
-            await self.done.wait()
-
-    async def restart(self) -> None:
-        """Stop the running process and start it again at once (a library ``restart()``)."""
-        handle = self.handle
-        if handle is None:
-            return
-        self._restart_requested = True
-        await self.terminate(handle)
-
-
-async def _first(*waits: Callable[[], Awaitable[object]]) -> None:
-    """Return as soon as the first of ``waits`` returns."""
-    async with trio.open_nursery() as nursery:
-
-        async def one(wait: Callable[[], Awaitable[object]]) -> None:
-            await wait()
-            nursery.cancel_scope.cancel()
-
-        for wait in waits:
-            nursery.start_soon(one, wait)
+        self._move(State.STOPPING)
+        sig = sig or stop_signal_for(self.spec)
+        await terminate(handle, sig, self.spec.stop_timeout, self.host.force, self.host.log)

@@ -1,6 +1,6 @@
-"""Wiring a real Supervisor to the fakes: :func:`make_supervisor` and :func:`run_supervisor`.
+"""Wiring a real Runtime to the fakes: :func:`make_supervisor` and :func:`run_supervisor`.
 
-The one place that knows the Supervisor's constructor, so a change there is fixed here once.
+The one place that knows the Runtime's constructor, so a change there is fixed here once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..config.plan import make_plan
-from ..runtime.supervisor import RuntimeOptions, Supervisor
+from ..runtime.supervisor import Runtime, RuntimeOptions
 from ._fake_log import FakeLog
 
 if TYPE_CHECKING:
@@ -27,14 +27,14 @@ def make_supervisor(
     log: Logger | None = None,
     options: RuntimeOptions | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Supervisor:
-    """A Supervisor for ``config`` on ``fake``, with the fake's reaper as its exit watcher.
+) -> Runtime:
+    """A Runtime for ``config`` on ``fake``, with the fake's reaper as its exit watcher.
 
     ``log`` defaults to a new :class:`FakeLog`; ``environ`` to a bare PATH, so spawn records
     do not depend on the test runner's environment.
     """
     log = log if log is not None else FakeLog()
-    return Supervisor(
+    return Runtime(
         make_plan(config),
         os_layer=fake,
         log=log,
@@ -51,7 +51,7 @@ async def run_supervisor(
     log: Logger | None = None,
     options: RuntimeOptions | None = None,
     environ: Mapping[str, str] | None = None,
-    at: Sequence[tuple[float, Callable[[Supervisor], object]]] = (),
+    at: Sequence[tuple[float, Callable[[Runtime], object]]] = (),
 ) -> int:
     """Run ``config`` on ``fake`` to the end and return the exit code.
 
@@ -60,7 +60,7 @@ async def run_supervisor(
     """
     sup = make_supervisor(config, fake, log=log, options=options, environ=environ)
 
-    async def later(when: float, action: Callable[[Supervisor], object]) -> None:
+    async def later(when: float, action: Callable[[Runtime], object]) -> None:
         await trio.sleep_until(when)
         action(sup)
 

@@ -1,0 +1,49 @@
+"""``ready_file``: a file that exists exactly while every run-phase process is up (SPEC §4)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from ..io.log import Logger
+    from ..system.protocol import OSLayer
+
+
+@attrs.define(eq=False)
+class ReadyFile:
+    """Creates and removes the file through the OS layer; ``path`` None makes it a no-op."""
+
+    path: str | None
+    os: OSLayer
+    log: Logger
+    _made: bool = False
+
+    def update(self, all_up: bool) -> None:
+        """Create the file when everything is up, remove it when something no longer is."""
+        path = self.path
+        if path is None:
+            return
+        if not all_up:
+            self.remove()
+            return
+        if self._made:
+            return
+        try:
+            self.os.write_ready_file(path, f"{self.os.pid}\n".encode())
+        except OSError as exc:
+            self.log.warning(
+                "ready_file",
+                f"everything is up, but ready_file {path} could not be created ({exc.strerror}); "
+                "make its folder writable for trinit's user or change ready_file",
+            )
+            return
+        self._made = True
+        self.log.info("all_ready", f"everything is up; created {path}")
+
+    def remove(self) -> None:
+        if self.path is None or not self._made:
+            return
+        self.os.remove_ready_file(self.path)
+        self._made = False

@@ -1,0 +1,181 @@
+"""The ordered shutdown: stop in reverse dependency order, run stop jobs, sweep, all under a budget.
+
+Its deadlines are the only ones of a run: ``shutdown_timeout`` for the whole, then a
+short wait for what SIGKILL still has to bring down. A forced shutdown (a second SIGINT,
+the budget running out, trinit's own failure) sets ``force``; every stop under way
+reacts in :func:`.stopping.terminate` and :meth:`Shutdown.kill_on_force` ends the rest.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from .stopping import kill_everything, stop_signal_for, sweep, terminate
+
+if TYPE_CHECKING:
+    from .runner import Runner
+    from .supervisor import Runtime
+
+#: Extra time after the budget for SIGKILLed processes to be reaped.
+KILL_WAIT = 2.0
+
+
+@attrs.define(eq=False)
+class Shutdown:
+    rt: Runtime
+    _stopped: dict[str, trio.Event] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._stopped = {name: trio.Event() for name in self.rt.runners}
+
+    async def run(self, reason: str) -> None:
+        rt = self.rt
+        budget = rt.config.shutdown_timeout
+        started = trio.current_time()
+        rt.ready_file.remove()
+        rt.log.info(
+            "shutdown_begun",
+            f"shutdown begun ({reason}); budget {budget:g} s",
+            reason=reason,
+            budget=budget,
+        )
+        async with trio.open_nursery() as guard:
+            guard.start_soon(self.kill_on_force)
+            with trio.move_on_at(started + budget) as scope:
+                async with trio.open_nursery() as nursery:
+                    for r in rt.run_phase:
+                        nursery.start_soon(self._stop_in_order, r)
+                    for r in rt.runners.values():
+                        if r.spec.phase == "stop":
+                            nursery.start_soon(self._run_stop_job, r)
+                await self._sweep()
+            if scope.cancelled_caught:
+                self._log_timeout(budget)
+                rt.force.set()
+                with trio.move_on_after(KILL_WAIT):
+                    await self._gone()
+            guard.cancel_scope.cancel()
+        took = trio.current_time() - started
+        rt.log.info("shutdown_done", f"shutdown done in {took:.2f} s", took=round(took, 3))
+
+    def _log_timeout(self, budget: float) -> None:
+        rt = self.rt
+        holding = [f"{r.name} (pid {r.last_pid})" for r in self._live()]
+        if not holding and rt.reaps_orphans:
+            left = rt.os.descendants()
+            holding = [rt.os.describe(pid) for pid in left[:10]] + (["…"] if len(left) > 10 else [])
+        what = ", ".join(holding) or "processes left behind by the supervised ones"
+        rt.log.error(
+            "shutdown_timeout",
+            f"shutdown_timeout of {budget:g} s ran out; still running: {what}; sending SIGKILL",
+            holding=holding,
+        )
+
+    def _live(self) -> list[Runner]:
+        return [r for r in self.rt.runners.values() if r.handle is not None and not r.handle.exited]
+
+    async def kill_on_force(self) -> None:
+        """Once ``force`` is set, SIGKILL what no stop under way covers: processes waiting for
+        their turn, running stop jobs, stops the budget cut off, and orphans."""
+        rt = self.rt
+        await rt.force.wait()
+        async with trio.open_nursery() as nursery:
+            for r in self._live():
+                assert r.handle is not None
+                if r.handle.stopping:  # that stop reacts to force itself
+                    nursery.start_soon(r.handle.waiter.wait)
+                else:
+                    nursery.start_soon(terminate, r.handle, stop_signal_for(r.spec), 0.0, rt.force, rt.log)
+        # The supervised processes first, so each is told why; then what they left behind.
+        if rt.reaps_orphans:
+            kill_everything(rt.os)
+
+    async def _gone(self) -> None:
+        for r in self.rt.runners.values():
+            if r.handle is not None:
+                await r.handle.waiter.wait()
+        if self.rt.reaps_orphans:
+            await self.rt.watcher_or_fail().wait_no_children()
+
+    async def _stop_in_order(self, runner: Runner) -> None:
+        for name in self.rt.plan.stop_waits_for.get(runner.name, ()):
+            await self._stopped[name].wait()
+        await runner.stop(stop_signal_for(runner.spec, self.rt.stop_signal))
+        self._stopped[runner.name].set()
+
+    async def _run_stop_job(self, job: Runner) -> None:
+        rt = self.rt
+        after = rt.plan.stop_job_after.get(job.name, frozenset())
+        try:
+            for name in after:
+                await self._stopped[name].wait()
+            if rt.force.is_set():
+                rt.log.warning("skipped", "was skipped: the shutdown was forced", process=job.name)
+                return
+            if not any(rt.runners[n].ever_started for n in after):
+                rt.log.info(
+                    "skipped", "was not run: none of the processes it follows had started", process=job.name
+                )
+                return
+            await job.lifecycle()
+        except trio.Cancelled:
+            if not job.ever_started:
+                rt.log.warning(
+                    "skipped",
+                    "was skipped: the shutdown budget ran out before it could run",
+                    process=job.name,
+                )
+            raise
+        finally:
+            self._stopped[job.name].set()
+
+    async def _sweep(self) -> None:
+        if self.rt.reaps_orphans:
+            await sweep(self.rt.os, self.rt.watcher_or_fail(), self.rt.force, self.rt.log)
+
+    async def emergency(self, exc: BaseException) -> None:
+        """trinit itself failed: still stop every process within the budget (then SIGKILL)."""
+        rt = self.rt
+        if not isinstance(exc, (trio.Cancelled, KeyboardInterrupt)) and not only_cancelled(exc):
+            rt.log.error(
+                "internal_error",
+                f"internal error: {describe_error(exc)}; stopping every process (please report this)",
+            )
+            if rt.log.enabled("debug"):
+                rt.log.debug("traceback", "".join(traceback.format_exception(exc)).rstrip())
+        rt.shutting_down = True
+        budget = rt.config.shutdown_timeout
+        with trio.move_on_after(budget + KILL_WAIT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._force_after, budget)
+                nursery.start_soon(self.kill_on_force)
+                async with trio.open_nursery() as stops:
+                    for r in self._live():
+                        assert r.handle is not None
+                        sig = stop_signal_for(r.spec)
+                        stops.start_soon(terminate, r.handle, sig, budget, rt.force, rt.log)
+                await self._sweep()
+                nursery.cancel_scope.cancel()
+
+    async def _force_after(self, delay: float) -> None:
+        await trio.sleep(delay)
+        self.rt.force.set()
+
+
+def describe_error(exc: BaseException) -> str:
+    """``RuntimeError: what`` for the real errors inside (possibly nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_error(e) for e in exc.exceptions if not only_cancelled(e))
+    return f"{type(exc).__name__}: {exc}"
+
+
+def only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(only_cancelled(e) for e in exc.exceptions)
+    return False

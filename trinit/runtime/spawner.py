@@ -1,0 +1,196 @@
+"""Starting children: environment, stdio, output pumps, exec probes, and adopting the fast start.
+
+Every child goes through :meth:`Spawner.spawn` (or :meth:`Spawner.run_probe`) on the OS
+layer and is watched by the run's exit watcher before any checkpoint, so its exit is
+never mistaken for an orphan's.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+import trio
+
+from .._errors import TrinitError
+from ..io.output import pump_output
+from ..io.writer import stdio_writer
+from ..system.environ import build_env, resolve_credentials
+from .process import ProcessHandle, StartFailure
+from .stopping import terminate
+
+if TYPE_CHECKING:
+    from ..config.model import Config, ProcessSpec
+    from ..io.writer import FdWriter
+    from ..system.environ import Credentials
+    from ..system.protocol import OSLayer
+    from ..system.reaper import ExitWatcher
+    from .runner import Runner
+
+Stream = Literal["stdout", "stderr"]
+
+
+@attrs.define(eq=False)
+class Spawner:
+    config: Config
+    os: OSLayer
+    #: The children's base environment.
+    environ: Mapping[str, str]
+    #: ``environ`` is trinit's own: a child that changes nothing in it inherits it as is
+    #: (no copy to encode at each of 1000 starts).
+    environ_is_ours: bool
+    stdout: FdWriter | None = None
+    stderr: FdWriter | None = None
+    watcher: ExitWatcher | None = None
+    #: Where the output pumps run (the run's outer nursery, so they outlive the processes).
+    nursery: trio.Nursery | None = None
+    _creds: dict[str, Credentials | None] = attrs.field(init=False)
+    _pumps: int = 0
+    _pumps_done: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self._creds = {p.name: resolve_credentials(p) for p in self.config.processes}
+
+    def watcher_or_fail(self) -> ExitWatcher:
+        if self.watcher is None:
+            raise TrinitError("The supervisor is not running; start it with run() or open_supervisor().")
+        return self.watcher
+
+    def handle(self, spec: ProcessSpec, pid: int) -> ProcessHandle:
+        """Watch ``pid`` right away (before any checkpoint) and wrap it in a handle."""
+        return ProcessHandle(
+            spec.name,
+            pid,
+            spec.signal_group,
+            self.watcher_or_fail().watch(pid),
+            trio.current_time(),
+            self.os.kill,
+            self.os.killpg,
+            self.os.pidfd_send_signal,
+        )
+
+    def spawn(self, runner: Runner, *, give_terminal: bool) -> ProcessHandle:
+        """Start ``runner``'s process; raises OSError (exec) or StartFailure (anything before)."""
+        spec = runner.spec
+        creds = self._creds.get(spec.name)
+        try:
+            env = build_env(spec, self.environ, creds)
+        except (OSError, ValueError, TrinitError) as exc:
+            raise StartFailure(str(exc)) from exc
+        stdin = None if spec.main else self.os.devnull()
+        read_fds: list[tuple[int, Stream]] = []
+        write_fds: list[int] = []
+        stdout, stderr = self._stdio(spec, read_fds, write_fds)
+        plain = self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
+        try:
+            pid = self.os.spawn(
+                spec.command,
+                env=env,
+                cwd=spec.cwd,
+                creds=creds,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                inherit_environ=plain and creds is None,
+            )
+        finally:
+            for fd in write_fds:
+                self.os.close(fd)
+        handle = self.handle(spec, pid)
+        for fd, stream in read_fds:
+            self._start_pump(runner, fd, stream)
+        if give_terminal and self.os.give_terminal(pid):
+            self._continue(pid)
+        return handle
+
+    def _continue(self, pgid: int) -> None:
+        """Wake a child that read the terminal before it was given the foreground (SIGTTIN)."""
+        try:
+            self.os.killpg(pgid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+    def _stdio(
+        self, spec: ProcessSpec, read_fds: list[tuple[int, Stream]], write_fds: list[int]
+    ) -> tuple[int | None, int | None]:
+        """The child's stdout and stderr: inherited, /dev/null, or pipes that trinit reads."""
+        reads_log = spec.ready is not None and spec.ready.kind == "log"
+        if spec.output == "inherit" and not reads_log:
+            return None, None
+        if spec.output == "null" and not reads_log:
+            return self.os.devnull(), self.os.devnull()
+        streams: tuple[Stream, Stream] = ("stdout", "stderr")
+        for stream in streams:
+            r, w = self.os.pipe()
+            read_fds.append((r, stream))
+            write_fds.append(w)
+        return write_fds[0], write_fds[1]
+
+    def _writer(self, stream: Stream) -> FdWriter:
+        """One writer per fd, shared with trinit's own log, so lines never interleave."""
+        if stream == "stdout":
+            if self.stdout is None:
+                self.stdout = stdio_writer(1)
+            return self.stdout
+        if self.stderr is None:
+            self.stderr = stdio_writer(2)
+        return self.stderr
+
+    def _start_pump(self, runner: Runner, fd: int, stream: Stream) -> None:
+        spec = runner.spec
+        writer = self._writer(stream)
+        writer.start()
+        on_line = runner.log_watch.feed if runner.log_watch is not None else None
+        assert self.nursery is not None
+        self._pumps += 1
+        pump = functools.partial(
+            pump_output,
+            fd,
+            name=spec.name,
+            stream=stream,
+            mode=spec.output,
+            log_format=self.config.log_format,
+            writer=writer,
+            on_line=on_line,
+        )
+        self.nursery.start_soon(self._pump, pump, name=f"trinit output {spec.name} {stream}")
+
+    async def _pump(self, pump: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await pump()
+        finally:
+            self._pumps -= 1
+            if self._pumps == 0:
+                self._pumps_done.set()
+
+    async def drain(self) -> None:
+        """Let the output pumps read to the end (bounded: a grandchild may hold a pipe), then flush."""
+        with trio.move_on_after(1.0):
+            if self._pumps:
+                await self._pumps_done.wait()
+            for w in (self.stdout, self.stderr):
+                if w is not None:
+                    await trio.to_thread.run_sync(w.close, 1.0)
+
+    async def run_probe(
+        self, spec: ProcessSpec, argv: tuple[str, ...], timeout: float, force: trio.Event
+    ) -> bool:
+        """Run one exec probe through the same spawner and watcher as every other child."""
+        creds = self._creds.get(spec.name)
+        env = build_env(spec, self.environ, creds)
+        null = self.os.devnull()
+        pid = self.os.spawn(argv, env=env, cwd=spec.cwd, creds=creds, stdin=null, stdout=null, stderr=null)
+        watch = self.watcher_or_fail().watch(pid)
+        # Probes run in their own process group: the stop reaches what they started too.
+        handle = ProcessHandle(spec.name, pid, True, watch, trio.current_time(), self.os.kill, self.os.killpg)
+        try:
+            with trio.move_on_after(timeout):
+                status = await handle.waiter.wait()
+                return status.code == 0 and status.signal is None
+            return False
+        finally:
+            with trio.CancelScope(shield=True):
+                await terminate(handle, signal.SIGKILL, 0.0, force, None)
