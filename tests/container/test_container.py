@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from .inotify import DirectoryEvents
-from .podman import SLOW, Container, container, podman, run_options, wait_for
+from .podman import IMAGE, SLOW, Container, container, podman, run_options, wait_for
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, pytest.mark.usefixtures("image")]  # image: built, or skip/fail
 
 ZERO_CONFIG = ["trinit", "--"]
 #: `podman stop -t 10` must finish well inside its own grace, never by its SIGKILL.
@@ -40,7 +40,7 @@ def diagnose(box: Container, out: Path) -> str:
 # --- 1. zero-config reaping, and `podman stop` -----------------------------------------------
 
 
-def test_zero_config_reaps_orphans_and_stops_quickly(image: str, tmp_path: Path) -> None:
+def test_zero_config_reaps_orphans_and_stops_quickly(tmp_path: Path) -> None:
     with container(tmp_path, "python3", "/t/orphans.py", "5", entrypoint=ZERO_CONFIG) as box:
         wait_for(lambda: file_text(tmp_path / "reaped"), message=lambda: diagnose(box, tmp_path))
         assert "left []" in file_text(tmp_path / "reaped"), diagnose(box, tmp_path)
@@ -66,7 +66,7 @@ def read_events(directory: Path) -> list[tuple[int, str, str]]:
     return sorted(events)
 
 
-def test_provisioner_starts_and_stops_in_order(image: str, tmp_path: Path) -> None:
+def test_provisioner_starts_and_stops_in_order(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     with container(tmp_path, options=["-v", f"{data}:/var/lib/trinit-example"]) as box:  # as the image runs
@@ -105,7 +105,7 @@ def test_provisioner_starts_and_stops_in_order(image: str, tmp_path: Path) -> No
 # --- 3. a grandchild's slow SIGTERM handler finishes before the container ends ----------------
 
 
-def test_grandchild_finishes_its_file_on_podman_stop(image: str, tmp_path: Path) -> None:
+def test_grandchild_finishes_its_file_on_podman_stop(tmp_path: Path) -> None:
     result = tmp_path / "grandchild"
     with container(tmp_path, "python3", "/t/slow_term.py", entrypoint=ZERO_CONFIG) as box:
         wait_for(lambda: file_text(result).startswith("started"), message=lambda: diagnose(box, tmp_path))
@@ -167,12 +167,12 @@ class Terminal:
         pytest.fail(f"podman run -it did not exit within {timeout} s; the terminal showed:\n{self.seen!r}")
 
 
-def test_interactive_shell_through_a_pty(image: str, tmp_path: Path) -> None:
+def test_interactive_shell_through_a_pty(tmp_path: Path) -> None:
     name = f"trinit-test-tty-{os.getpid()}"
     prompt = b"trinit-pty$ "
     argv = ["podman", "run", "-it", "--rm", "--name", name, *run_options(tmp_path)]
     argv += ["--entrypoint", json.dumps(ZERO_CONFIG), "-e", f"PS1={prompt.decode()}"]
-    argv += [image, "bash", "--norc", "--noprofile", "-i"]
+    argv += [IMAGE, "bash", "--norc", "--noprofile", "-i"]
     term = Terminal(argv)
     try:
         term.expect(prompt)
@@ -244,7 +244,7 @@ def test_podman_kill_reaches_main_once(recorder: tuple[Container, Path], sig: st
     reason="issue 10 defect (ready file): when the main process exits, trinit creates the ready file"
     " again ('everything is up') before its shutdown removes it",
 )
-def test_ready_file_stays_gone_after_main_exits(image: str, tmp_path: Path) -> None:
+def test_ready_file_stays_gone_after_main_exits(tmp_path: Path) -> None:
     """/run/trinit is a host directory here, watched with inotify: even a brief re-creation is seen."""
     run = tmp_path / "run"
     run.mkdir()
@@ -270,7 +270,7 @@ def test_ready_file_stays_gone_after_main_exits(image: str, tmp_path: Path) -> N
 # --- 7. `podman exec` against the running container ---------------------------------------------
 
 
-def test_podman_exec_into_the_running_container(image: str, tmp_path: Path) -> None:
+def test_podman_exec_into_the_running_container(tmp_path: Path) -> None:
     with container(tmp_path) as box:  # the image's own entrypoint and config
         version = box.exec("trinit", "--version")
         assert version.returncode == 0, version.stderr
