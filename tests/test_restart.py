@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import itertools
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fakeutil import stop_at
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
-from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, run_supervisor
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 
-
-def stop_at(when: float) -> list[tuple[float, Callable[[Runtime], object]]]:
-    return [(when, lambda sup: sup.request_shutdown("test"))]
 
 
 def gaps(times: list[float]) -> list[float]:

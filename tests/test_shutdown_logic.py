@@ -8,30 +8,19 @@ times asserted (when each signal went out, when the run ended) are exact.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import trio
+from fakeutil import sent, stop_at, term_after
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
-from trinit.runtime.supervisor import Runtime
-from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, run_supervisor
+from trinit.testing import Behaviour, FakeLog, FakeOS, run_supervisor
 
 TERM, KILL, INT, QUIT = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGQUIT
 
 
-def stop_at(when: float) -> list[tuple[float, Callable[[Runtime], object]]]:
-    return [(when, lambda sup: sup.request_shutdown("test"))]
 
-
-def sent(fake: FakeOS, name: str) -> list[tuple[float, int]]:
-    return [(s.time, s.signal) for s in fake.signals_to(name)]
-
-
-def term_after(delay: float) -> Behaviour:
-    """Runs until SIGTERM, then takes ``delay`` seconds to exit 0."""
-    return Behaviour.forever(on_signal={TERM: Exit(code=0, delay=delay)})
 
 
 # ------------------------------------------------------------------------------ order

@@ -11,33 +11,21 @@ import errno
 import inspect
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
+from fakeutil import sent, settle, stop_at
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
-from trinit.runtime.supervisor import Runtime
 from trinit.system.real import RealOS
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, LogEvent, make_supervisor, run_supervisor
 
 TERM, KILL, INT, SEGV = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGSEGV
 
 
-async def settle() -> None:
-    """Let the fake's exits due now happen (they run in trio system tasks)."""
-    for _ in range(3):
-        await trio.lowlevel.checkpoint()
 
-
-def stop_at(when: float) -> list[tuple[float, Callable[[Runtime], object]]]:
-    return [(when, lambda sup: sup.request_shutdown("test"))]
-
-
-def sent(fake: FakeOS, name: str) -> list[tuple[float, int]]:
-    return [(s.time, s.signal) for s in fake.signals_to(name)]
 
 
 # ================================================================================ the fake itself
