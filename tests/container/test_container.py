@@ -190,7 +190,7 @@ def test_interactive_shell_through_a_pty(tmp_path: Path) -> None:
 # --- 5. `podman kill -s SIG` reaches the main process exactly once -----------------------------
 
 NOT_FORWARDED = (
-    "issue 10 defect (signal forwarding): trinit does not forward SIG{} yet (SPEC §3 says it must)"
+    "issue 10 defect 1 (signal forwarding): trinit does not forward SIG{} yet (SPEC §3 says it must)"
 )
 SIGNALS = ["HUP", "QUIT", "ABRT", "USR1", "USR2", "PIPE", "ALRM", "CONT", "URG", "XCPU", "XFSZ", "VTALRM"]
 SIGNALS += ["PROF", "WINCH", "IO", "PWR", "SYS", "TRAP", "STKFLT"]
@@ -239,11 +239,6 @@ def test_podman_kill_reaches_main_once(recorder: tuple[Container, Path], sig: st
 # --- 6. the ready file never comes back once the main process has exited ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 defect (ready file): when the main process exits, trinit creates the ready file"
-    " again ('everything is up') before its shutdown removes it",
-)
 def test_ready_file_stays_gone_after_main_exits(tmp_path: Path) -> None:
     """/run/trinit is a host directory here, watched with inotify: even a brief re-creation is seen."""
     run = tmp_path / "run"
