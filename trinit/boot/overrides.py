@@ -48,21 +48,24 @@ def apply_cli(config: Config, opts: Options) -> Config:
     import attrs
 
     from ..config.load import with_main_command
+    from ..config.model import Config, ProcessSpec
 
     if opts.config is not None and opts.command:
         config = with_main_command(config, opts.command)
+    processes = config.processes
     main_spec = config.main_process()
     if main_spec is not None and (opts.process_group or opts.stop_timeout is not None):
-        new_main = attrs.evolve(
-            main_spec,
-            signal_group=opts.process_group or main_spec.signal_group,
-            stop_timeout=main_spec.stop_timeout if opts.stop_timeout is None else opts.stop_timeout,
-        )
-        config = attrs.evolve(
-            config, processes=tuple(new_main if p is main_spec else p for p in config.processes)
-        )
-    if opts.shutdown_timeout is not None:
-        config = attrs.evolve(config, shutdown_timeout=opts.shutdown_timeout)
-    if opts.log_format is not None:
-        config = attrs.evolve(config, log_format=opts.log_format)
-    return config
+        # The options were parsed by the same parsers the config uses, and neither key is part
+        # of the graph: the spec is rebuilt without validating everything a second time.
+        values = {f.alias or f.name: getattr(main_spec, f.name) for f in attrs.fields(ProcessSpec)}
+        values["signal_group"] = opts.process_group or main_spec.signal_group
+        if opts.stop_timeout is not None:
+            values["stop_timeout"] = opts.stop_timeout
+        new_main = ProcessSpec._trusted(values)
+        processes = tuple(new_main if p is main_spec else p for p in processes)
+    settings = {
+        "shutdown_timeout": config.shutdown_timeout if opts.shutdown_timeout is None else opts.shutdown_timeout,
+        "log_format": config.log_format if opts.log_format is None else opts.log_format,
+        "ready_file": config.ready_file,
+    }
+    return Config._trusted(processes, settings, source=config.source)
