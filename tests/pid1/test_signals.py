@@ -8,6 +8,7 @@ until it is logged before sending the next.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -181,6 +182,50 @@ def test_without_process_group_only_the_main_gets_forwarded_signals(h, as_pid1):
     assert grandchild.signals() == []
     run.send(S.SIGTERM)
     assert run.wait() == 143
+
+
+#: SPEC §3: every signal another process can send, but those with a meaning of their own.
+EVERY = [
+    sig
+    for sig in [*range(1, 32), *range(signal.SIGRTMIN, signal.SIGRTMAX + 1)]
+    if sig not in (S.SIGKILL, S.SIGSTOP, S.SIGCHLD, S.SIGTERM, S.SIGINT)
+]
+JOB_CONTROL = (S.SIGTSTP, S.SIGTTIN, S.SIGTTOU)
+
+
+def test_every_signal_is_forwarded_once_and_none_ends_trinit(h, as_pid1):
+    """Issue 10 defect 1: PROF, VTALRM, XCPU, XFSZ, PIPE, STKFLT, SYS, TRAP, ABRT and the faults
+    sent with kill (BUS, FPE, ILL, SEGV) killed trinit (not PID 1) or were dropped (PID 1)."""
+    run, rec = start_main(h, pid1=as_pid1)
+    expected = []
+    for sig in EVERY:
+        if sig in JOB_CONTROL:
+            run.send(sig)
+            continue
+        send_and_see(run, rec, sig)
+        expected.append(signame(sig))
+        assert run.running(), f"trinit ended after {signame(sig)}: {run.stderr()}"
+    time.sleep(0.3)  # a negative: a duplicate would show up by now
+    assert rec.signals() == expected
+    assert state(run.pid) not in ("T", "t", ""), f"trinit is in state {state(run.pid)!r}"
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert rec.signals() == [*expected, "SIGTERM"]
+
+
+def test_the_main_starts_with_an_empty_mask_although_trinit_holds_the_faults(h, as_pid1):
+    """trinit keeps SEGV/BUS/FPE/ILL/PIPE/XFSZ blocked (read from a signalfd); a spawn lifts
+    the block, so its children still start with an empty mask (config mode: the runtime spawns)."""
+    rec = Recorder(h.tmp, "main")
+    config = h.tmp / "trinit.toml"
+    config.write_text(f"[process.main]\nmain = true\ncommand = {json.dumps(rec.argv())}\n")
+    run = h.start(["-c", str(config)], pid1=as_pid1)
+    rec.wait_ready(run)
+    assert int(rec.info()["SigBlk"], 16) == 0
+    send_and_see(run, rec, S.SIGSEGV)
+    send_and_see(run, rec, S.SIGPIPE)
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
 
 
 # --- job control -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import errno
 import os
 import signal
 
+from ..boot.signals import INSPECTED
 from .spawn import resolve_program
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
@@ -165,19 +166,25 @@ class RealOS:
         kwargs: dict[str, Any] = {}
         if creds is not None:
             kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
-        proc = subprocess.Popen(
-            list(argv),
-            executable=path,
-            env=None if env is None else dict(env),
-            cwd=cwd,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            close_fds=True,
-            restore_signals=True,
-            process_group=0,
-            **kwargs,
-        )
+        # The child inherits this thread's mask: lift the block of the inspected signals
+        # (read from a signalfd, see runtime/bootstrap) for the spawn, so it starts empty.
+        held = signal.pthread_sigmask(signal.SIG_UNBLOCK, INSPECTED)
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                executable=path,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                close_fds=True,
+                restore_signals=True,
+                process_group=0,
+                **kwargs,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._popens[proc.pid] = proc
         return proc.pid
 
