@@ -49,6 +49,16 @@ def test_handled_signals_follow_the_options() -> None:
     )
 
 
+@pytest.mark.parametrize("uncatchable", [signal.SIGKILL, signal.SIGSTOP])
+def test_pdeathsig_kill_gets_no_handler(uncatchable: int) -> None:
+    """Issue 10 defect 2: `-p SIGKILL` tried to install a handler for SIGKILL (EINVAL, exit 70)."""
+    options = RuntimeOptions(handle_signals=True, pdeathsig=uncatchable)
+    assert uncatchable not in handled_signals(options)
+    fake = FakeOS({})
+    prepare(fake, options, owns_process=False, hold_signals=False)
+    assert fake.calls == [("set_pdeathsig", (uncatchable,))]
+
+
 def test_holding_signals_blocks_exactly_the_handled_ones() -> None:
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     try:

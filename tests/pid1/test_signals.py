@@ -9,12 +9,15 @@ until it is logged before sending the next.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 from .helpers import (
+    TRINIT,
     Recorder,
     harness_fixture,
     mode_fixture,
@@ -226,6 +229,43 @@ def test_the_main_starts_with_an_empty_mask_although_trinit_holds_the_faults(h, 
     send_and_see(run, rec, S.SIGPIPE)
     run.send(S.SIGTERM)
     assert run.wait() == 143, run.stderr()
+
+
+# --- -p (pdeathsig) ----------------------------------------------------------------------------
+
+
+def test_pdeathsig_kill_runs_normally(h, as_pid1):
+    """Issue 10 defect 2: `trinit -p SIGKILL -- CMD` (tini's own --help example) ended in an
+    internal error ("Invalid argument"), stopped the app and exited 70."""
+    run, rec = start_main(h, "-p", "SIGKILL", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGUSR1)
+    assert "internal error" not in run.stderr()
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert "internal error" not in run.stderr()
+
+
+def test_pdeathsig_kill_ends_trinit_with_its_parent(h, tmp_path):
+    """`-p KILL` behaves as with tini: when trinit's parent dies, the kernel kills trinit."""
+    marker = f"trinit-pdeath-{tmp_path.name}"
+    pidfile = tmp_path / "trinit.pid"
+    parent = subprocess.Popen(
+        ["sh", "-c", f'"$0" -p KILL -- sh -c "exec sleep 30 # {marker}" & echo $! > {pidfile}; wait', TRINIT],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() and pids_with(marker), timeout=10)
+        trinit_pid = int(pidfile.read_text())
+        wait_for(lambda: signal.SIGTERM in sig_mask(read_status(trinit_pid).get("SigCgt", "0")) or None)
+        parent.kill()
+        parent.wait(5)
+        wait_for(lambda: state(trinit_pid) in ("", "Z", "X"), timeout=5, message="trinit to die with its parent")
+    finally:
+        for pid in pids_with(marker):  # not PID 1: a SIGKILLed trinit leaves its children (a known limit)
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
 
 
 # --- job control -------------------------------------------------------------------------------

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from ..boot.signals import FAULTS, FORWARDED, INSPECTED, SHUTDOWN, SWALLOWED, block, forwards, unblock
+from ..boot.signals import (
+    FAULTS,
+    FORWARDED,
+    INSPECTED,
+    SHUTDOWN,
+    SWALLOWED,
+    UNCATCHABLE,
+    block,
+    forwards,
+    unblock,
+)
 from ..system.reaper import PidfdWatcher, Reaper
 from ..system.sigfd import open_signalfd, read_signalfd
 
@@ -38,7 +48,8 @@ def handled_signals(options: RuntimeOptions) -> frozenset[int]:
     wanted: set[int] = set()
     if options.handle_signals:
         wanted |= FORWARDED | FAULTS | SHUTDOWN | SWALLOWED
-        if options.pdeathsig:
+        if options.pdeathsig and options.pdeathsig not in UNCATCHABLE:
+            # -p KILL (or STOP) gets no handler: the kernel's action is the point, as with tini.
             wanted.add(options.pdeathsig)
     if options.reap_orphans:
         wanted.add(signal.SIGCHLD)
