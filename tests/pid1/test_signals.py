@@ -138,6 +138,32 @@ def test_rewrite_passes_a_signal_on_as_another(h, as_pid1):
     assert rec.signals() == ["SIGUSR2", "SIGUSR2", "SIGUSR2", "SIGTERM"]
 
 
+def test_rewrite_of_a_job_control_signal_forwards_it(h, as_pid1):
+    """Issue 10 defect 3: `-r TSTP:HUP` was accepted and never applied. An unmapped TTIN is
+    still neither forwarded nor allowed to stop trinit."""
+    run, rec = start_main(h, "-r", "TSTP:HUP", "-r", "TTOU:0", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGTSTP, "SIGHUP")
+    run.send(S.SIGTTIN)
+    run.send(S.SIGTTOU)
+    send_and_see(run, rec, S.SIGUSR1)  # handled after the two
+    assert rec.signals() == ["SIGHUP", "SIGUSR1"]
+    assert state(run.pid) not in ("T", "t", ""), f"trinit is in state {state(run.pid)!r}"
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+def test_rewrite_applies_to_every_forwarded_signal(h, as_pid1):
+    """`-r` for signals forwarded since issue 10, a fault sent by another process among them."""
+    run, rec = start_main(h, "-r", "PROF:USR1", "-r", "SEGV:USR2", "-r", "PIPE:0", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGPROF, "SIGUSR1")
+    send_and_see(run, rec, S.SIGSEGV, "SIGUSR2")
+    run.send(S.SIGPIPE)
+    send_and_see(run, rec, S.SIGXCPU)
+    assert rec.signals() == ["SIGUSR1", "SIGUSR2", "SIGXCPU"]
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
 def test_rewrite_to_0_drops_the_signal(h, as_pid1):
     run, rec = start_main(h, "-r", "USR1:0", "-r", "SIGWINCH:0", pid1=as_pid1)
     run.send(S.SIGUSR1)
