@@ -202,6 +202,28 @@ def test_process_group_sends_to_the_whole_group(h, as_pid1, how):
     assert grandchild.signals() == ["SIGUSR1", "SIGTERM"]
 
 
+def test_process_group_gets_one_stop_signal_not_a_second_from_the_sweep(h, as_pid1):
+    """Issue 10 defect 4: with -g a grandchild got SIGTERM twice ~1 ms apart (the group signal,
+    then the final sweep); an app that takes a second SIGTERM as "quit now" loses its flush.
+    The grandchild here records every SIGTERM and ignores it: it must see exactly one."""
+    run, rec = start_main(h, "-g", "--shutdown-timeout", "1.5", pid1=as_pid1, main_options=["--child", "ignore"])
+    grandchild = Recorder(h.tmp, "main.child")
+    assert grandchild.info()["pgid"] == rec.info()["pgid"]
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert grandchild.signals() == ["SIGTERM"], run.stderr()
+
+
+def test_the_sweep_still_stops_what_no_group_signal_reached(h, as_pid1):
+    """Without -g the grandchild had no stop signal of its own: the sweep's SIGTERM is its one."""
+    run, _ = start_main(h, "--shutdown-timeout", "3", pid1=as_pid1, main_options=["--child", "slow:0"])
+    grandchild = Recorder(h.tmp, "main.child")
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert grandchild.signals() == ["SIGTERM"]
+    assert grandchild.path("cleaned").exists()
+
+
 def test_without_process_group_only_the_main_gets_forwarded_signals(h, as_pid1):
     run, rec = start_main(h, pid1=as_pid1, main_options=["--child", "exit"])
     grandchild = Recorder(h.tmp, "main.child")
