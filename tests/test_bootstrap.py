@@ -12,7 +12,7 @@ import pytest
 
 import trinit
 from trinit import Config, ConfigError, ProcessSpec
-from trinit.boot.signals import FORWARDED, SHUTDOWN, SWALLOWED
+from trinit.boot.signals import FAULTS, FORWARDED, SHUTDOWN, SWALLOWED
 from trinit.runtime import spawner
 from trinit.runtime.bootstrap import handled_signals, prepare
 from trinit.runtime.supervisor import RuntimeOptions
@@ -42,11 +42,21 @@ def test_open_supervisor_by_default_touches_nothing_process_wide() -> None:
 def test_handled_signals_follow_the_options() -> None:
     assert handled_signals(RuntimeOptions()) == frozenset()
     assert handled_signals(RuntimeOptions(reap_orphans=True)) == {signal.SIGCHLD}
-    everything = FORWARDED | SHUTDOWN | SWALLOWED
+    everything = FORWARDED | FAULTS | SHUTDOWN | SWALLOWED
     assert handled_signals(RuntimeOptions(handle_signals=True)) == everything
     assert handled_signals(RuntimeOptions(handle_signals=True, reap_orphans=True, pdeathsig=34)) == (
         everything | {signal.SIGCHLD, 34}
     )
+
+
+@pytest.mark.parametrize("uncatchable", [signal.SIGKILL, signal.SIGSTOP])
+def test_pdeathsig_kill_gets_no_handler(uncatchable: int) -> None:
+    """Issue 10 defect 2: `-p SIGKILL` tried to install a handler for SIGKILL (EINVAL, exit 70)."""
+    options = RuntimeOptions(handle_signals=True, pdeathsig=uncatchable)
+    assert uncatchable not in handled_signals(options)
+    fake = FakeOS({})
+    prepare(fake, options, owns_process=False, hold_signals=False)
+    assert fake.calls == [("set_pdeathsig", (uncatchable,))]
 
 
 def test_holding_signals_blocks_exactly_the_handled_ones() -> None:

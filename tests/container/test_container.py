@@ -189,12 +189,10 @@ def test_interactive_shell_through_a_pty(tmp_path: Path) -> None:
 
 # --- 5. `podman kill -s SIG` reaches the main process exactly once -----------------------------
 
-NOT_FORWARDED = (
-    "issue 10 defect 1 (signal forwarding): trinit does not forward SIG{} yet (SPEC §3 says it must)"
-)
 SIGNALS = ["HUP", "QUIT", "ABRT", "USR1", "USR2", "PIPE", "ALRM", "CONT", "URG", "XCPU", "XFSZ", "VTALRM"]
 SIGNALS += ["PROF", "WINCH", "IO", "PWR", "SYS", "TRAP", "STKFLT"]
-UNFORWARDED = {"ABRT", "PIPE", "XCPU", "XFSZ", "VTALRM", "PROF", "SYS", "TRAP", "STKFLT"}
+#: Faults are forwarded when another process sent them (SPEC §3): `podman kill` did.
+SIGNALS += ["SEGV", "BUS", "FPE", "ILL"]
 REALTIME = [signal.SIGRTMIN, signal.SIGRTMIN + 1, signal.SIGRTMIN + 5, signal.SIGRTMAX - 1]
 #: Sent after each signal under test: once it has arrived, a duplicate of the first would have too.
 SENTINEL = signal.SIGRTMAX
@@ -215,13 +213,7 @@ def received(out: Path) -> list[int]:
 
 @pytest.mark.parametrize(
     "sig",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=NOT_FORWARDED.format(name)))
-        if name in UNFORWARDED
-        else name
-        for name in SIGNALS
-    ]
-    + [str(int(n)) for n in REALTIME],
+    SIGNALS + [str(int(n)) for n in REALTIME],
 )
 def test_podman_kill_reaches_main_once(recorder: tuple[Container, Path], sig: str) -> None:
     box, out = recorder

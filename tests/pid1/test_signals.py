@@ -8,12 +8,16 @@ until it is logged before sending the next.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 from .helpers import (
+    TRINIT,
     Recorder,
     harness_fixture,
     mode_fixture,
@@ -134,6 +138,32 @@ def test_rewrite_passes_a_signal_on_as_another(h, as_pid1):
     assert rec.signals() == ["SIGUSR2", "SIGUSR2", "SIGUSR2", "SIGTERM"]
 
 
+def test_rewrite_of_a_job_control_signal_forwards_it(h, as_pid1):
+    """Issue 10 defect 3: `-r TSTP:HUP` was accepted and never applied. An unmapped TTIN is
+    still neither forwarded nor allowed to stop trinit."""
+    run, rec = start_main(h, "-r", "TSTP:HUP", "-r", "TTOU:0", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGTSTP, "SIGHUP")
+    run.send(S.SIGTTIN)
+    run.send(S.SIGTTOU)
+    send_and_see(run, rec, S.SIGUSR1)  # handled after the two
+    assert rec.signals() == ["SIGHUP", "SIGUSR1"]
+    assert state(run.pid) not in ("T", "t", ""), f"trinit is in state {state(run.pid)!r}"
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
+def test_rewrite_applies_to_every_forwarded_signal(h, as_pid1):
+    """`-r` for signals forwarded since issue 10, a fault sent by another process among them."""
+    run, rec = start_main(h, "-r", "PROF:USR1", "-r", "SEGV:USR2", "-r", "PIPE:0", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGPROF, "SIGUSR1")
+    send_and_see(run, rec, S.SIGSEGV, "SIGUSR2")
+    run.send(S.SIGPIPE)
+    send_and_see(run, rec, S.SIGXCPU)
+    assert rec.signals() == ["SIGUSR1", "SIGUSR2", "SIGXCPU"]
+    run.send(S.SIGTERM)
+    assert run.wait() == 143
+
+
 def test_rewrite_to_0_drops_the_signal(h, as_pid1):
     run, rec = start_main(h, "-r", "USR1:0", "-r", "SIGWINCH:0", pid1=as_pid1)
     run.send(S.SIGUSR1)
@@ -172,6 +202,28 @@ def test_process_group_sends_to_the_whole_group(h, as_pid1, how):
     assert grandchild.signals() == ["SIGUSR1", "SIGTERM"]
 
 
+def test_process_group_gets_one_stop_signal_not_a_second_from_the_sweep(h, as_pid1):
+    """Issue 10 defect 4: with -g a grandchild got SIGTERM twice ~1 ms apart (the group signal,
+    then the final sweep); an app that takes a second SIGTERM as "quit now" loses its flush.
+    The grandchild here records every SIGTERM and ignores it: it must see exactly one."""
+    run, rec = start_main(h, "-g", "--shutdown-timeout", "1.5", pid1=as_pid1, main_options=["--child", "ignore"])
+    grandchild = Recorder(h.tmp, "main.child")
+    assert grandchild.info()["pgid"] == rec.info()["pgid"]
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert grandchild.signals() == ["SIGTERM"], run.stderr()
+
+
+def test_the_sweep_still_stops_what_no_group_signal_reached(h, as_pid1):
+    """Without -g the grandchild had no stop signal of its own: the sweep's SIGTERM is its one."""
+    run, _ = start_main(h, "--shutdown-timeout", "3", pid1=as_pid1, main_options=["--child", "slow:0"])
+    grandchild = Recorder(h.tmp, "main.child")
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert grandchild.signals() == ["SIGTERM"]
+    assert grandchild.path("cleaned").exists()
+
+
 def test_without_process_group_only_the_main_gets_forwarded_signals(h, as_pid1):
     run, rec = start_main(h, pid1=as_pid1, main_options=["--child", "exit"])
     grandchild = Recorder(h.tmp, "main.child")
@@ -181,6 +233,87 @@ def test_without_process_group_only_the_main_gets_forwarded_signals(h, as_pid1):
     assert grandchild.signals() == []
     run.send(S.SIGTERM)
     assert run.wait() == 143
+
+
+#: SPEC §3: every signal another process can send, but those with a meaning of their own.
+EVERY = [
+    sig
+    for sig in [*range(1, 32), *range(signal.SIGRTMIN, signal.SIGRTMAX + 1)]
+    if sig not in (S.SIGKILL, S.SIGSTOP, S.SIGCHLD, S.SIGTERM, S.SIGINT)
+]
+JOB_CONTROL = (S.SIGTSTP, S.SIGTTIN, S.SIGTTOU)
+
+
+def test_every_signal_is_forwarded_once_and_none_ends_trinit(h, as_pid1):
+    """Issue 10 defect 1: PROF, VTALRM, XCPU, XFSZ, PIPE, STKFLT, SYS, TRAP, ABRT and the faults
+    sent with kill (BUS, FPE, ILL, SEGV) killed trinit (not PID 1) or were dropped (PID 1)."""
+    run, rec = start_main(h, pid1=as_pid1)
+    expected = []
+    for sig in EVERY:
+        if sig in JOB_CONTROL:
+            run.send(sig)
+            continue
+        send_and_see(run, rec, sig)
+        expected.append(signame(sig))
+        assert run.running(), f"trinit ended after {signame(sig)}: {run.stderr()}"
+    time.sleep(0.3)  # a negative: a duplicate would show up by now
+    assert rec.signals() == expected
+    assert state(run.pid) not in ("T", "t", ""), f"trinit is in state {state(run.pid)!r}"
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert rec.signals() == [*expected, "SIGTERM"]
+
+
+def test_the_main_starts_with_an_empty_mask_although_trinit_holds_the_faults(h, as_pid1):
+    """trinit keeps SEGV/BUS/FPE/ILL/PIPE/XFSZ blocked (read from a signalfd); a spawn lifts
+    the block, so its children still start with an empty mask (config mode: the runtime spawns)."""
+    rec = Recorder(h.tmp, "main")
+    config = h.tmp / "trinit.toml"
+    config.write_text(f"[process.main]\nmain = true\ncommand = {json.dumps(rec.argv())}\n")
+    run = h.start(["-c", str(config)], pid1=as_pid1)
+    rec.wait_ready(run)
+    assert int(rec.info()["SigBlk"], 16) == 0
+    send_and_see(run, rec, S.SIGSEGV)
+    send_and_see(run, rec, S.SIGPIPE)
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+
+
+# --- -p (pdeathsig) ----------------------------------------------------------------------------
+
+
+def test_pdeathsig_kill_runs_normally(h, as_pid1):
+    """Issue 10 defect 2: `trinit -p SIGKILL -- CMD` (tini's own --help example) ended in an
+    internal error ("Invalid argument"), stopped the app and exited 70."""
+    run, rec = start_main(h, "-p", "SIGKILL", pid1=as_pid1)
+    send_and_see(run, rec, S.SIGUSR1)
+    assert "internal error" not in run.stderr()
+    run.send(S.SIGTERM)
+    assert run.wait() == 143, run.stderr()
+    assert "internal error" not in run.stderr()
+
+
+def test_pdeathsig_kill_ends_trinit_with_its_parent(h, tmp_path):
+    """`-p KILL` behaves as with tini: when trinit's parent dies, the kernel kills trinit."""
+    marker = f"trinit-pdeath-{tmp_path.name}"
+    pidfile = tmp_path / "trinit.pid"
+    parent = subprocess.Popen(
+        ["sh", "-c", f'"$0" -p KILL -- sh -c "exec sleep 30 # {marker}" & echo $! > {pidfile}; wait', TRINIT],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() and pids_with(marker), timeout=10)
+        trinit_pid = int(pidfile.read_text())
+        wait_for(lambda: signal.SIGTERM in sig_mask(read_status(trinit_pid).get("SigCgt", "0")) or None)
+        parent.kill()
+        parent.wait(5)
+        wait_for(lambda: state(trinit_pid) in ("", "Z", "X"), timeout=5, message="trinit to die with its parent")
+    finally:
+        for pid in pids_with(marker):  # not PID 1: a SIGKILLed trinit leaves its children (a known limit)
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
 
 
 # --- job control -------------------------------------------------------------------------------

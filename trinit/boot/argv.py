@@ -36,7 +36,8 @@ options:
   -e, --success-exit N      a final exit code N becomes 0 (repeatable; -e 143 accepts
                             death by SIGTERM)
   -r, --rewrite FROM:TO     pass a received signal FROM on as TO; TO = 0 drops it
-                            (repeatable; names or numbers: -r TERM:QUIT)
+                            (repeatable; names or numbers: -r TERM:QUIT; -r TSTP:HUP
+                            forwards a job-control signal trinit otherwise keeps)
   -t, --stop-timeout SECS   grace of the main process between its stop signal and SIGKILL
                             (default {STOP_TIMEOUT:g})
       --shutdown-timeout SECS
@@ -193,6 +194,11 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
                     if received in _UNCATCHABLE:
                         raise UsageError(
                             f"option {name}: {_UNCATCHABLE[received]} cannot be caught, so it cannot be rewritten"
+                        )
+                    if received == signal.SIGCHLD:
+                        raise UsageError(
+                            f"option {name}: SIGCHLD tells trinit that a child exited, so it cannot be "
+                            "rewritten (trinit reaps on it and never passes it on)"
                         )
                     opts.rewrite[received] = parse_signal(target, allow_zero=True)
                 elif what in ("stop_timeout", "shutdown_timeout"):

@@ -16,33 +16,66 @@ if TYPE_CHECKING:
 
 _S = signal.Signals
 
-#: Passed on to the main process and to every process with ``forward_signals = true``.
+#: Passed on to the main process and to every process with ``forward_signals = true``:
+#: every catchable signal except those below (SPEC §3), as tini and dumb-init do.
 FORWARDED: frozenset[int] = frozenset(
     {
         _S.SIGHUP,
         _S.SIGQUIT,
+        _S.SIGTRAP,
+        _S.SIGABRT,
         _S.SIGUSR1,
         _S.SIGUSR2,
-        _S.SIGWINCH,
-        _S.SIGCONT,
+        _S.SIGPIPE,
         _S.SIGALRM,
+        _S.SIGSTKFLT,
+        _S.SIGCONT,
         _S.SIGURG,
+        _S.SIGXCPU,
+        _S.SIGXFSZ,
+        _S.SIGVTALRM,
+        _S.SIGPROF,
+        _S.SIGWINCH,
         _S.SIGIO,
         _S.SIGPWR,
+        _S.SIGSYS,
     }
     | set(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
 )
+#: A fault: passed on like the others only when another process sent it; one the kernel
+#: raised for trinit's own code ends trinit.
+FAULTS: frozenset[int] = frozenset({_S.SIGSEGV, _S.SIGBUS, _S.SIGFPE, _S.SIGILL})
+#: Read with their sender (signalfd, never a Python handler) because trinit may raise them
+#: itself: a fault, or SIGPIPE/SIGXFSZ from one of its own writes. Kept blocked in every
+#: thread of trinit; only a spawn lifts the block for its ~1 ms, so the child's mask is empty.
+INSPECTED: frozenset[int] = FAULTS | {_S.SIGPIPE, _S.SIGXFSZ}
 #: Begin (or, repeated, hurry) the graceful shutdown.
 SHUTDOWN: frozenset[int] = frozenset({_S.SIGTERM, _S.SIGINT})
-#: Job control: neither forwarded nor allowed to stop trinit itself.
+#: Job control: neither forwarded nor allowed to stop trinit itself (unless ``-r`` maps them).
 SWALLOWED: frozenset[int] = frozenset({_S.SIGTSTP, _S.SIGTTIN, _S.SIGTTOU})
-#: Everything trinit handles. Blocked from the first instruction of the CLI until the
-#: handlers are in place, so a signal sent while trinit starts is held, never lost (the
-#: kernel drops signals to a namespace's PID 1 that still have the default action).
-HANDLED: frozenset[int] = FORWARDED | SHUTDOWN | SWALLOWED | {_S.SIGCHLD}
-def block(signals: frozenset[int] = HANDLED) -> None:
-    """Block exactly ``signals`` (the first thing trinit does), unblocking any other inherited block."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, signals)
+#: Signals no process can catch: ``-p KILL`` gets no handler, ``-r KILL:…`` is a usage error.
+UNCATCHABLE: frozenset[int] = frozenset({_S.SIGKILL, _S.SIGSTOP})
+#: Everything trinit handles: every catchable signal. Blocked from the first instruction of
+#: the CLI until the handlers are in place, so a signal sent while trinit starts is held,
+#: never lost (the kernel drops signals to a namespace's PID 1 that still have the default action).
+HANDLED: frozenset[int] = FORWARDED | FAULTS | SHUTDOWN | SWALLOWED | {_S.SIGCHLD}
+
+
+def forwards(received: int, rewrite: Mapping[int, int]) -> bool:
+    """Whether ``received`` is passed on to the forwarding targets (as ``rewrite`` maps it).
+
+    A fault counts: by the time a fault is routed here, it is known to come from another
+    process. Job-control signals only when ``-r`` maps them (SPEC §3).
+    """
+    if received in FORWARDED or received in FAULTS:
+        return True
+    return received in SWALLOWED and rewrite.get(received, 0) != 0
+
+
+def block(signals: frozenset[int] = HANDLED, *, replace: bool = True) -> None:
+    """Block exactly ``signals`` (the first thing trinit does), unblocking any other inherited
+    block; with ``replace=False`` add them to the mask instead."""
+    signal.pthread_sigmask(signal.SIG_SETMASK if replace else signal.SIG_BLOCK, signals)
 
 
 def unblock(signals: frozenset[int] = HANDLED) -> None:

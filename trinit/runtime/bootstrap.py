@@ -8,6 +8,7 @@ per child) and the signal handlers (:class:`SignalRouter`), restored afterwards.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -15,8 +16,19 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from ..boot.signals import FORWARDED, SHUTDOWN, SWALLOWED, block, unblock
+from ..boot.signals import (
+    FAULTS,
+    FORWARDED,
+    INSPECTED,
+    SHUTDOWN,
+    SWALLOWED,
+    UNCATCHABLE,
+    block,
+    forwards,
+    unblock,
+)
 from ..system.reaper import PidfdWatcher, Reaper
+from ..system.sigfd import open_signalfd, read_signalfd
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -35,8 +47,9 @@ def handled_signals(options: RuntimeOptions) -> frozenset[int]:
     """The signals a run with ``options`` installs handlers for."""
     wanted: set[int] = set()
     if options.handle_signals:
-        wanted |= FORWARDED | SHUTDOWN | SWALLOWED
-        if options.pdeathsig:
+        wanted |= FORWARDED | FAULTS | SHUTDOWN | SWALLOWED
+        if options.pdeathsig and options.pdeathsig not in UNCATCHABLE:
+            # -p KILL (or STOP) gets no handler: the kernel's action is the point, as with tini.
             wanted.add(options.pdeathsig)
     if options.reap_orphans:
         wanted.add(signal.SIGCHLD)
@@ -72,8 +85,10 @@ class Bootstrap:
     watcher: ExitWatcher | None = None
     router: SignalRouter | None = None
     _reaper: Reaper | None = None
+    _nursery: trio.Nursery | None = None
 
     def start_watcher(self, nursery: trio.Nursery, on_orphan: Callable[[int, int], None]) -> ExitWatcher:
+        self._nursery = nursery  # the run's: the reader of the inspected signals runs there too
         if self.watcher is None:
             if self.options.reap_orphans:
                 self._reaper = Reaper(self.os, self.log)
@@ -103,6 +118,8 @@ class Bootstrap:
         )
         self.router.targets = targets
         self.router.install()
+        if self.router.inspected_fd is not None and self._nursery is not None:
+            self._nursery.start_soon(self.router.read_inspected, name="trinit signals")
 
     def set_targets(self, targets: tuple[Forwarder, ...]) -> None:
         if self.router is not None:
@@ -125,6 +142,11 @@ def reset_inherited_signals(handled: frozenset[int]) -> None:
             signal.signal(signum, signal.SIG_DFL)
 
 
+class FatalSignal(Exception):
+    """The kernel raised a fault signal for trinit's own code: trinit must end (after the
+    emergency stop of its children), never carry on or spin."""
+
+
 class SignalRouter:
     """Python-level handlers for ``signals``, installed on the main thread.
 
@@ -134,6 +156,13 @@ class SignalRouter:
     which is safe to call from a signal handler. ``rewrite`` maps a received signal to the
     one passed on (0: drop it). ``targets`` is replaced by the runtime whenever the set of
     processes that get forwarded signals changes.
+
+    The :data:`INSPECTED` signals (faults, SIGPIPE, SIGXFSZ) stay blocked and are read
+    from a signalfd with their sender, because a Python handler cannot tell a ``kill``
+    from another process from one trinit raised itself. Their Python handlers are only a
+    fallback (a spawn lifts the block for ~1 ms; a library program's own threads may not
+    hold it): a fault arriving there is forwarded, a SIGPIPE/SIGXFSZ of unknown origin is
+    dropped with a debug line rather than risk killing the main process with trinit's own.
     """
 
     def __init__(
@@ -145,14 +174,17 @@ class SignalRouter:
         on_child: Callable[[], None] | None,
         collect: Callable[[], None] | None = None,
         rewrite: Mapping[int, int] | None = None,
+        own_pid: int = 0,
     ) -> None:
         self._token = token
         self._on_signal = on_signal
         self._on_child = on_child
         self._collect = collect
         self._rewrite = dict(rewrite or {})
+        self._own_pid = own_pid or os.getpid()
         self.targets: tuple[Forwarder, ...] = ()
         self.signals = signals
+        self.inspected_fd: int | None = None
         self._saved: dict[int, object] = {}
 
     def install(self) -> None:
@@ -161,16 +193,58 @@ class SignalRouter:
             reset_inherited_signals(self.signals)
         for signum in sorted(self.signals):
             self._saved[signum] = signal.signal(signum, self._handler)
-        unblock(self.signals)
+        inspected = self.signals & INSPECTED
+        if inspected:
+            block(inspected, replace=False)
+            self.inspected_fd = open_signalfd(inspected)
+        unblock(self.signals - inspected)
         if self._on_child is not None:
             self._on_child()  # exits that happened before the handler existed
 
     def restore(self) -> None:
+        fd, self.inspected_fd = self.inspected_fd, None
+        if fd is not None:
+            trio.lowlevel.notify_closing(fd)
+            os.close(fd)
+            unblock(self.signals & INSPECTED)
         for signum, old in self._saved.items():
             signal.signal(signum, old)  # type: ignore[arg-type]
         self._saved.clear()
 
+    async def read_inspected(self) -> None:
+        """Read the inspected signals with their sender until :meth:`restore`."""
+        while (fd := self.inspected_fd) is not None:
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            except (trio.ClosedResourceError, OSError):
+                return
+            for signum, code, sender in read_signalfd(fd):
+                self.inspect(signum, code, sender)
+
+    def inspect(self, signum: int, code: int, sender: int) -> None:
+        """One inspected signal: ``code`` is its ``si_code`` (<= 0: sent by a process), ``sender`` its pid."""
+        if code <= 0 and sender != self._own_pid:
+            self._route(signum)
+        elif signum in FAULTS and code > 0:
+            raise FatalSignal(
+                f"the kernel raised {signal.Signals(signum).name} (code {code}) in trinit itself"
+            )
+        else:  # trinit's own write raised SIGPIPE/SIGXFSZ: the write's error says it already
+            self._drop(signum)
+
     def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if signum in INSPECTED and signum not in FAULTS:
+            self._drop(signum)  # fallback: its sender is unknown (see the class)
+        else:
+            self._route(signum)
+
+    def _drop(self, signum: int) -> None:
+        try:
+            self._token.run_sync_soon(self._on_signal, signum, 0, idempotent=True)
+        except Exception:  # trio.RunFinishedError: the run is over
+            pass
+
+    def _route(self, signum: int) -> None:
         try:
             if signum == signal.SIGCHLD:
                 assert self._on_child is not None
@@ -181,7 +255,7 @@ class SignalRouter:
             passed = self._rewrite.get(signum, signum)
             if passed == 0:
                 return
-            if signum in FORWARDED:
+            if forwards(signum, self._rewrite):
                 for send in self.targets:
                     try:
                         send(passed)

@@ -28,6 +28,8 @@ KILL_WAIT = 2.0
 class Shutdown:
     rt: Runtime
     _stopped: dict[str, trio.Event] = attrs.field(init=False)
+    #: Process groups that had their stop signal as a group: the sweep spares them (SPEC §3).
+    _group_stopped: set[int] = attrs.field(init=False, factory=set)
 
     def __attrs_post_init__(self) -> None:
         self._stopped = {name: trio.Event() for name in self.rt.runners}
@@ -104,6 +106,9 @@ class Shutdown:
     async def _stop_in_order(self, runner: Runner) -> None:
         for name in self.rt.plan.stop_waits_for.get(runner.name, ()):
             await self._stopped[name].wait()
+        handle = runner.handle
+        if handle is not None and handle.group and not handle.exited and not self.rt.force.is_set():
+            self._group_stopped.add(handle.pid)  # runner.stop signals its group, with no checkpoint first
         await runner.stop(stop_signal_for(runner.spec, self.rt.stop_signal))
         self._stopped[runner.name].set()
 
@@ -135,7 +140,8 @@ class Shutdown:
 
     async def _sweep(self) -> None:
         if self.rt.reaps_orphans:
-            await sweep(self.rt.os, self.rt.watcher_or_fail(), self.rt.force, self.rt.log)
+            spare = frozenset(self._group_stopped)
+            await sweep(self.rt.os, self.rt.watcher_or_fail(), self.rt.force, self.rt.log, spare)
 
     async def emergency(self, exc: BaseException) -> None:
         """trinit itself failed: still stop every process within the budget (then SIGKILL)."""

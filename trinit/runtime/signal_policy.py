@@ -10,7 +10,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from ..boot.parse import signal_name
-from ..boot.signals import FORWARDED, SHUTDOWN
+from ..boot.signals import SHUTDOWN, forwards
 from .state import State
 
 if TYPE_CHECKING:
@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 
 def on_signal(rt: Runtime, received: int, passed: int) -> None:
     """``received`` arrived and was rewritten (``-r``) to ``passed``; -p's signal comes here
-    too, handled exactly as if a user had sent it."""
-    if received in SHUTDOWN:
+    too, handled exactly as if a user had sent it. ``passed`` 0: dropped, because trinit
+    raised it itself (its own write to a closed pipe) or its sender could not be known."""
+    if passed == 0:
+        rt.log.debug(
+            "signal",
+            f"dropped {signal_name(received)}: trinit raised it itself, or its sender is unknown",
+            signal=signal_name(received),
+        )
+    elif received in SHUTDOWN:
         if not rt.shutting_down:
             rt.request_shutdown(f"received {signal_name(received)}", stop_signal=passed)
         elif received == signal.SIGINT:
@@ -28,7 +35,7 @@ def on_signal(rt: Runtime, received: int, passed: int) -> None:
             rt.force_stop()
         else:
             _pass_to_stopping(rt, passed)
-    elif received in FORWARDED:
+    elif forwards(received, rt.options.rewrite):
         names = ", ".join(rt.forwarded_to()) or "nobody (no process running)"
         rt.log.debug("forwarded", f"forwarded {signal_name(passed)} to {names}", signal=signal_name(passed))
     else:

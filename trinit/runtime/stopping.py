@@ -89,9 +89,18 @@ async def _escalate(
     await handle.waiter.wait()
 
 
-async def sweep(os_layer: OSLayer, watcher: ExitWatcher, force: trio.Event, log: Logger) -> None:
+async def sweep(
+    os_layer: OSLayer,
+    watcher: ExitWatcher,
+    force: trio.Event,
+    log: Logger,
+    spare_groups: frozenset[int] = frozenset(),
+) -> None:
     """SIGTERM whatever is left in our tree (as PID 1: the namespace), at once SIGKILL too if
-    the shutdown is forced, and return once it is all gone. Only for a watcher that reaps orphans."""
+    the shutdown is forced, and return once it is all gone. Only for a watcher that reaps orphans.
+
+    ``spare_groups``: process groups that already got their stop signal as a group; their
+    members get no second one (SPEC §3), only SIGKILL if the shutdown is forced or runs out."""
     left = os_layer.descendants()
     if not left:
         return
@@ -101,7 +110,7 @@ async def sweep(os_layer: OSLayer, watcher: ExitWatcher, force: trio.Event, log:
         f"{', …' if len(left) > 10 else ''})",
         pids=left[:100],
     )
-    os_layer.kill_all(signal.SIGTERM)
+    os_layer.kill_all(signal.SIGTERM, spare_groups)
     if force.is_set():
         kill_everything(os_layer)
     await watcher.wait_no_children()

@@ -14,6 +14,7 @@ import errno
 import os
 import signal
 
+from ..boot.signals import INSPECTED
 from .spawn import resolve_program
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
@@ -165,19 +166,25 @@ class RealOS:
         kwargs: dict[str, Any] = {}
         if creds is not None:
             kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
-        proc = subprocess.Popen(
-            list(argv),
-            executable=path,
-            env=None if env is None else dict(env),
-            cwd=cwd,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            close_fds=True,
-            restore_signals=True,
-            process_group=0,
-            **kwargs,
-        )
+        # The child inherits this thread's mask: lift the block of the inspected signals
+        # (read from a signalfd, see runtime/bootstrap) for the spawn, so it starts empty.
+        held = signal.pthread_sigmask(signal.SIG_UNBLOCK, INSPECTED)
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                executable=path,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                close_fds=True,
+                restore_signals=True,
+                process_group=0,
+                **kwargs,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._popens[proc.pid] = proc
         return proc.pid
 
@@ -195,27 +202,38 @@ class RealOS:
     def killpg(self, pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
-    def kill_all(self, sig: int) -> int:
+    def kill_all(self, sig: int, spare_groups: frozenset[int] = frozenset()) -> int:
         """Signal every process left: the whole namespace as its PID 1, else our descendants only.
 
         ``kill(-1)`` from the host's root would hit every process of the machine, so it is
-        used only when we are PID 1 of a PID namespace. Returns how many were signalled
-        (-1 for the namespace-wide kill).
+        used only when we are PID 1 of a PID namespace. Members of ``spare_groups`` (process
+        groups that already had their stop signal as a group) are left out, one pid at a time.
+        Returns how many were signalled (-1 for the namespace-wide kill).
         """
-        if self.is_pid1:
+        pids = self._namespace_pids() if self.is_pid1 and spare_groups else None
+        if self.is_pid1 and pids is None:
             try:
                 os.kill(-1, sig)
             except ProcessLookupError:
                 return 0
             return -1
         count = 0
-        for pid in self.descendants():
+        for pid in self.descendants() if pids is None else pids:
             try:
+                if spare_groups and os.getpgid(pid) in spare_groups:
+                    continue
                 os.kill(pid, sig)
                 count += 1
             except ProcessLookupError:
                 pass
         return count
+
+    def _namespace_pids(self) -> list[int] | None:
+        """Every process of our PID namespace but us (``podman exec`` ones too), None without /proc."""
+        try:
+            return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != self.pid]
+        except OSError:
+            return None
 
     def descendants(self) -> list[int]:
         """Our descendants, from /proc (children, grandchildren, …)."""

@@ -301,9 +301,9 @@ class FakeOS:
         proc = self.processes.get(pid)
         return f"pid {pid} ({proc.name})" if proc is not None else f"pid {pid}"
 
-    def kill_all(self, sig: int) -> int:
-        """Signal every process not yet reaped; as PID 1 returns -1, like RealOS."""
-        members = [p for p in self.processes.values() if not p.reaped]
+    def kill_all(self, sig: int, spare_groups: frozenset[int] = frozenset()) -> int:
+        """Signal every process not yet reaped (but the ``spare_groups``); as PID 1 returns -1, like RealOS."""
+        members = [p for p in self.processes.values() if not p.reaped and p.pgid not in spare_groups]
         sent = Sent(_now(), -1, sig, everyone=True, via="kill_all")
         self.signals.append(sent)
         for proc in members:
