@@ -239,11 +239,6 @@ def test_podman_kill_reaches_main_once(recorder: tuple[Container, Path], sig: st
 # --- 6. the ready file never comes back once the main process has exited ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 defect (ready file): when the main process exits, trinit creates the ready file"
-    " again ('everything is up') before its shutdown removes it",
-)
 def test_ready_file_stays_gone_after_main_exits(tmp_path: Path) -> None:
     """/run/trinit is a host directory here, watched with inotify: even a brief re-creation is seen."""
     run = tmp_path / "run"

@@ -98,12 +98,15 @@ class Runner:
 
     @property
     def up(self) -> bool:
-        """Counts toward ``ready_file``: ready (oneshots: completed), or given up on under ``"ignore"``."""
-        if self.completed or (self.ready and not self.spec.oneshot):
-            return True
-        if self.final:
-            return not self.failed or self.spec.on_failure == "ignore"
-        return False
+        """Counts toward ``ready_file``: ready; a oneshot completed, or failed under ``"ignore"``."""
+        if not self.spec.oneshot:
+            return self.ready
+        return self.completed or (self.failed and self.spec.on_failure == "ignore")
+
+    @property
+    def gone_for_good(self) -> bool:
+        """A long-running process ended with no restart to come (a library ``stop()`` aside)."""
+        return self.final and not self.spec.oneshot and self._end is not EndReason.STOP
 
     def status(self) -> ProcessStatus:
         pid = self.handle.pid if self.handle is not None else None
@@ -157,8 +160,7 @@ class Runner:
         await self._terminate(handle)
 
     def revive(self) -> None:
-        """Make a finished runner wait for its conditions again (a library ``restart()``);
-        its ``lifecycle`` is then run anew."""
+        """Make a finished runner wait for its conditions again (a library ``restart()``)."""
         self._move(State.WAITING)
         self._end = None
         self.done = trio.Event()
@@ -224,8 +226,7 @@ class Runner:
             condition=condition,
         )
         self._end = EndReason.DEPENDENCY
-        # The failure first (it fixes the exit code), then the state change (which may end the run).
-        if self.spec.on_failure == "shutdown":
+        if self.spec.on_failure == "shutdown":  # first: it fixes the exit code
             self.host.process_failed(self, 1)
         self._finish(State.SKIPPED)
 

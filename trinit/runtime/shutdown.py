@@ -36,7 +36,7 @@ class Shutdown:
         rt = self.rt
         budget = rt.config.shutdown_timeout
         started = trio.current_time()
-        rt.ready_file.remove()
+        rt.ready_file.retire()
         rt.log.info(
             "shutdown_begun",
             f"shutdown begun ({reason}); budget {budget:g} s",
@@ -148,6 +148,7 @@ class Shutdown:
             if rt.log.enabled("debug"):
                 rt.log.debug("traceback", "".join(traceback.format_exception(exc)).rstrip())
         rt.shutting_down = True
+        rt.ready_file.retire()
         budget = rt.config.shutdown_timeout
         with trio.move_on_after(budget + KILL_WAIT):
             async with trio.open_nursery() as nursery:

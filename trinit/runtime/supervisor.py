@@ -143,15 +143,17 @@ class Runtime:
         self.boot.set_targets(tuple(self._forwarders.values()))
         if runner.spec.phase != "run":
             return
-        if runner.up:
-            self._down.discard(name)
-        else:
-            self._down.add(name)
-        self.ready_file.update(not self._down and not self.shutting_down)
         if runner.final:
             self._live.discard(name)
             if not self._live and self._main is None and not self.shutting_down:
                 self.request_shutdown("every process has finished")
+        if runner.up:
+            self._down.discard(name)
+        else:
+            self._down.add(name)
+        if runner.gone_for_good:  # the main process exited, or a service with no restart to come
+            self.ready_file.retire()
+        self.ready_file.update(not self._down and not self.shutting_down)
 
     def process_failed(self, runner: Runner, code: int) -> None:
         if self.shutting_down:
@@ -203,6 +205,7 @@ class Runtime:
             return
         # From this moment nothing new starts, even before the shutdown task runs.
         self.shutting_down = True
+        self.ready_file.retire()
         self.stop_signal = stop_signal
         self._shutdown_reason = reason
         self._shutdown_requested.set()
