@@ -116,7 +116,8 @@ class Shutdown:
             if rt.force.is_set():
                 rt.log.warning("skipped", "was skipped: the shutdown was forced", process=job.name)
                 return
-            if not any(rt.runners[n].ever_started for n in after):
+            # An empty ``after`` runs first, while everything is still up (SPEC §5.3).
+            if after and not any(rt.runners[n].ever_started for n in after):
                 rt.log.info(
                     "skipped", "was not run: none of the processes it follows had started", process=job.name
                 )
