@@ -228,6 +228,8 @@ class Runtime:
                         for runner in self.run_phase:
                             procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
                         task_status.started(self)
+                        if not self.run_phase:  # nothing would ever end the run: stop jobs, then exit
+                            self.request_shutdown("there is no run-phase process")
                         await self._shutdown_requested.wait()
                         assert self._shutdown_reason is not None
                         await self._shutdown.run(self._shutdown_reason)
