@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from ..boot.parse import signal_name
+
 if TYPE_CHECKING:
+    from ..io.log import Logger
     from ..system.reaper import Waiter
     from ..system.status import ExitStatus
 
@@ -18,6 +21,7 @@ StatusName = Literal["waiting", "starting", "running", "ready", "stopping", "exi
 
 class StartFailure(Exception):
     """A process could not be started for a reason other than exec (its env_file, say)."""
+
 
 
 @attrs.frozen
@@ -47,6 +51,10 @@ class ProcessHandle:
     send: Callable[[int, int], None]
     sendpg: Callable[[int, int], None]
     sendfd: Callable[[int, int], None] | None = None
+    #: With ``group``, when exits of the group's other members are seen (init mode): whether
+    #: the group has members, and waiting until it has none.
+    group_alive: Callable[[int], bool] | None = None
+    wait_group: Callable[[int], Awaitable[None]] | None = None
     #: How many :func:`~trinit.runtime.stopping.terminate` calls are under way (each reacts
     #: to a forced shutdown itself).
     stops: int = 0
@@ -59,7 +67,27 @@ class ProcessHandle:
     def exited(self) -> bool:
         return self.waiter.status is not None
 
+    @property
+    def group_left(self) -> bool:
+        """The leader is reaped but its process group still has members (SPEC §5.2)."""
+        return self.exited and self.group and self.group_alive is not None and self.group_alive(self.pid)
+
+    @property
+    def gone(self) -> bool:
+        """Reaped, and with ``group`` its whole process group gone too."""
+        return self.exited and not self.group_left
+
+    async def wait_gone(self) -> None:
+        await self.waiter.wait()
+        if self.group and self.wait_group is not None:
+            await self.wait_group(self.pid)
+
     def signal(self, sig: int) -> None:
+        """Signal the process (its group with ``group``); a group outlives its reaped leader, and
+        its id cannot be reused while it has members."""
+        if self.group_left:
+            self.sendpg(self.pid, sig)
+            return
         if self.waiter.status is not None:
             raise ProcessLookupError(f"process {self.name!r} (pid {self.pid}) has exited")
         if self.group:
@@ -68,3 +96,17 @@ class ProcessHandle:
             self.sendfd(self.waiter.pidfd, sig)
         else:
             self.send(self.pid, sig)
+
+
+def log_exit(log: Logger, handle: ProcessHandle, status: ExitStatus, run_time: float, *, quiet: bool) -> None:
+    """The "exited" line of a run: a warning unless it succeeded or trinit ended it (``quiet``)."""
+    log.log(
+        "info" if quiet else "warning",
+        "exited",
+        f"{status.describe()} after {run_time:.2f} s",
+        process=handle.name,
+        pid=handle.pid,
+        code=status.code,
+        signal=signal_name(status.signal) if status.signal else None,
+        run_time=round(run_time, 3),
+    )

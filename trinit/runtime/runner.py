@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 import trio
 
-from ..boot.parse import signal_name
 from ..system.status import ExitStatus
 from .policy import Kind, decide
-from .process import ProcessHandle, ProcessStatus, StartFailure
+from .process import ProcessHandle, ProcessStatus, StartFailure, log_exit
 from .state import EndReason, State, check_transition
 from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
     from ..config.model import Condition, ProcessSpec
-    from ..io.log import Level, Logger
+    from ..io.log import Logger
     from .readiness import LogWatch
 
 #: A run that trinit ended for one of these failed, whatever its exit status.
@@ -68,6 +67,7 @@ class Runner:
     _consecutive: int = 0
     _pending: trio.CancelScope | None = None
     _adopted: ProcessHandle | None = None
+    _left: ProcessHandle | None = None  # the last run's, while its process group may outlive it
     done: trio.Event = attrs.field(factory=trio.Event)
 
     @property
@@ -145,7 +145,7 @@ class Runner:
         """Stop for good (shutdown or a library ``stop()``): cancel what is pending, end the process."""
         self._end = EndReason.STOP
         self.wake()
-        handle = self.handle
+        handle = self.handle or self._left
         if handle is not None:
             await self._terminate(handle, sig)
             await self.done.wait()
@@ -237,7 +237,7 @@ class Runner:
                 self._finish(State.EXITED)
                 return
             status, run_time = await self._run_once()
-            self.handle = None
+            self._left, self.handle = self.handle, None
             end = self._end
             failed_without_exit = end in _FAILED_BY_US or status is None
             if spec.main:
@@ -355,17 +355,7 @@ class Runner:
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
         caused_by_us = self._end in (EndReason.STOP, EndReason.RESTART)
-        level: Level = "info" if caused_by_us or self._success(status) else "warning"
-        self.host.log.log(
-            level,
-            "exited",
-            f"{status.describe()} after {run_time:.2f} s",
-            process=self.name,
-            pid=handle.pid,
-            code=status.code,
-            signal=signal_name(status.signal) if status.signal else None,
-            run_time=round(run_time, 3),
-        )
+        log_exit(self.host.log, handle, status, run_time, quiet=caused_by_us or self._success(status))
         return status, run_time
 
     async def _probe(self, handle: ProcessHandle) -> None:
@@ -393,8 +383,9 @@ class Runner:
         await self._terminate(handle)
 
     async def _terminate(self, handle: ProcessHandle, sig: int | None = None) -> None:
-        if handle.exited:
+        if handle.gone:
             return
-        self._move(State.STOPPING)
+        if not handle.exited:  # else only its process group is left
+            self._move(State.STOPPING)
         sig = sig or stop_signal_for(self.spec)
         await terminate(handle, sig, self.spec.stop_timeout, self.host.force, self.host.log)

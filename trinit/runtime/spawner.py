@@ -60,16 +60,23 @@ class Spawner:
         return self.watcher
 
     def handle(self, spec: ProcessSpec, pid: int) -> ProcessHandle:
-        """Watch ``pid`` right away (before any checkpoint) and wrap it in a handle."""
+        """Watch ``pid`` right away (before any checkpoint) and wrap it in a handle.
+
+        With ``signal_group``, when orphans are ours to reap, its stop waits for the whole group.
+        """
+        watcher = self.watcher_or_fail()
+        groups = spec.signal_group and watcher.reaps_orphans
         return ProcessHandle(
             spec.name,
             pid,
             spec.signal_group,
-            self.watcher_or_fail().watch(pid),
+            watcher.watch(pid),
             trio.current_time(),
             self.os.kill,
             self.os.killpg,
             self.os.pidfd_send_signal,
+            group_alive=self.os.group_alive if groups else None,
+            wait_group=watcher.wait_group_gone if groups else None,
         )
 
     def spawn(self, runner: Runner, *, give_terminal: bool) -> ProcessHandle:
