@@ -30,7 +30,7 @@ def history(fake: FakeOS) -> list[str]:
     return out
 
 
-def created(log: FakeLog) -> list[float]:
+def created(log: FakeLog) -> list[float | None]:
     return [e.time for e in log.find("all_ready")]
 
 

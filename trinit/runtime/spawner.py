@@ -90,9 +90,9 @@ class Spawner:
         stdin = None if spec.main else self.os.devnull()
         read_fds: list[tuple[int, Stream]] = []
         write_fds: list[int] = []
-        stdout, stderr = self._stdio(spec, read_fds, write_fds)
         plain = self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
         try:
+            stdout, stderr = self._stdio(spec, read_fds, write_fds)
             pid = self.os.spawn(
                 spec.command,
                 env=env,
@@ -103,6 +103,11 @@ class Spawner:
                 stderr=stderr,
                 inherit_environ=plain and creds is None,
             )
+        except BaseException:
+            # No child reads them: a failed start (EMFILE, say) must not leak a single fd.
+            for fd, _ in read_fds:
+                self.os.close(fd)
+            raise
         finally:
             for fd in write_fds:
                 self.os.close(fd)
