@@ -38,6 +38,7 @@ async def test_second_pipe_failing_closes_the_first(autojump_clock: MockClock) -
     assert fake.pipes >= 30  # 15 or more failed starts
     assert fake.spawns_of("svc") == []  # it never got as far as the spawn
     assert fake.open_fds == set()
+    assert "too many open files" in log.first("failed", "svc").message  # defect 17
 
 
 async def test_failed_spawn_closes_both_pipes(autojump_clock: MockClock) -> None:

@@ -678,3 +678,16 @@ def test_group_stop_waits_for_the_workers_before_the_dependency(h, ev, how) -> N
     assert ev.t("app", "exiting") < min(drained)
     assert max(drained) < ev.t("redis", "TERM"), ev.dump()
     assert not [ln for ln in run.log_lines() if "SIGKILL" in ln], run.stderr()
+
+
+# --- a start that fails names its cause (SPEC §2) -------------------------------------------------
+
+
+def test_missing_cwd_exits_1_and_says_the_cwd_is_missing(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 defect 17: not 127 "could not start '/bin/true'"."""
+    missing = tmp_path / "gone"
+    cfg = toml_config({"app": {"command": ["/bin/true"], "main": True, "cwd": str(missing)}})
+    run = h.run_config(cfg)
+    assert run.wait(20) == 1, run.stderr()
+    line = log_line(run, r"app .*could not start")
+    assert f"its cwd {missing} does not exist" in line, line

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from ..boot.parse import signal_name
+from ..system.status import ExitStatus
 
 if TYPE_CHECKING:
     from ..io.log import Logger
     from ..system.reaper import Waiter
-    from ..system.status import ExitStatus
 
 
 #: The status strings of SPEC §7.
@@ -21,6 +22,31 @@ StatusName = Literal["waiting", "starting", "running", "ready", "stopping", "exi
 
 class StartFailure(Exception):
     """A process could not be started for a reason other than exec (its env_file, say)."""
+
+
+#: What to say when a spawn failed with this errno (the program is named before it).
+_CAUSES = {
+    errno.ENOENT: "no such command or file (check the command and PATH)",
+    errno.EACCES: "it is not executable (permission denied); make it executable or fix the command",
+    errno.ENOEXEC: "it is not an executable format (a script needs a #! line)",
+    errno.ENOTDIR: "a part of its path is not a folder; fix the command",
+    errno.EMFILE: "trinit has too many open files; raise the open-files limit (ulimit -n)",
+    errno.ENFILE: "the system has too many open files",
+    errno.EAGAIN: "the limit of processes was reached (ulimit -u, or the pids cgroup); raise it",
+    errno.ENOMEM: "not enough memory",
+    errno.E2BIG: "its arguments and environment are too long; shorten them",
+}
+
+
+def start_error(exc: OSError, program: str, cwd: str | None) -> tuple[ExitStatus | None, str]:
+    """A failed spawn's status and message, naming the cause (SPEC §2: 127 for a program not found,
+    126 not executable, 1 anything else). A missing ``cwd`` has no status: it fails with 1."""
+    code = exc.errno or errno.ENOENT
+    if cwd is not None and exc.filename == cwd:
+        what = "does not exist" if code == errno.ENOENT else f"cannot be used ({exc.strerror})"
+        return None, f"could not start {program!r}: its cwd {cwd} {what}; create it or fix cwd"
+    cause = _CAUSES.get(code) or f"{exc.strerror or exc} ({errno.errorcode.get(code, code)})"
+    return ExitStatus(spawn_errno=code), f"could not start {program!r}: {cause}"
 
 
 

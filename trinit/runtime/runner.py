@@ -16,7 +16,7 @@ import trio
 
 from ..system.status import ExitStatus
 from .policy import Kind, decide
-from .process import ProcessHandle, ProcessStatus, StartFailure, log_exit
+from .process import ProcessHandle, ProcessStatus, StartFailure, log_exit, start_error
 from .state import EndReason, State, check_transition
 from .stopping import stop_signal_for, terminate
 
@@ -321,14 +321,10 @@ class Runner:
             try:
                 handle = self.host.spawn(self)
             except OSError as exc:
-                status = ExitStatus(spawn_errno=exc.errno or 2)
+                status, message = start_error(exc, self.spec.command[0], self.spec.cwd)
                 self.last_status = status
-                self.host.log.error(
-                    "failed",
-                    f"could not start {self.spec.command[0]!r}: {exc.strerror or exc}",
-                    process=self.name,
-                    code=status.exit_code,
-                )
+                code = 1 if status is None else status.exit_code
+                self.host.log.error("failed", message, process=self.name, code=code)
                 return status, 0.0
             except StartFailure as exc:
                 self.host.log.error("failed", f"could not start: {exc}", process=self.name)
