@@ -244,7 +244,7 @@ class Runner:
                 self._finish(State.EXITED if status is not None else State.FAILED)
                 self.host.main_exited(self, status, failed_without_exit)
                 return
-            if end is EndReason.STOP:
+            if end is EndReason.STOP or (end is EndReason.RESTART and self._cancelled()):
                 self._finish(State.EXITED)
                 return
             if end is EndReason.RESTART:
@@ -269,6 +269,9 @@ class Runner:
                     )
                 code = 1 if status is None or failed_without_exit else status.exit_code
                 self._fail(code or 1)
+                return
+            if self._cancelled():  # the shutdown began: no restart or retry, and none announced
+                self._finish(State.EXITED)
                 return
             if decision.kind is Kind.RETRY:
                 attempt = f"attempt {decision.consecutive + 1} of {spec.retries + 1}"
@@ -304,6 +307,8 @@ class Runner:
     def _fail(self, code: int) -> None:
         shutdown = self.spec.on_failure == "shutdown"
         what = "the shutdown begins" if shutdown else "carrying on (on_failure = ignore)"
+        if self.host.shutting_down:  # a stop job, say: the exit code is not changed by it
+            what = "the shutdown was already under way and goes on"
         self.host.log.error("failed", f"failed; {what}", process=self.name, code=code)
         # The failure first (it fixes the exit code), then the state change (which may end the run).
         if shutdown:

@@ -88,8 +88,8 @@ class Shutdown:
                 assert r.handle is not None
                 if r.handle.stopping:  # that stop reacts to force itself
                     nursery.start_soon(r.handle.waiter.wait)
-                else:
-                    nursery.start_soon(terminate, r.handle, stop_signal_for(r.spec), 0.0, rt.force, rt.log)
+                else:  # a stop, so its SIGKILL is trinit's doing, never a failure of it
+                    nursery.start_soon(r.stop, stop_signal_for(r.spec))
         # The supervised processes first, so each is told why; then what they left behind.
         if rt.reaps_orphans:
             kill_everything(rt.os)

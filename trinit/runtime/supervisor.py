@@ -267,8 +267,9 @@ class Runtime:
         if self._fixed_code is not None:
             code = self._fixed_code
         elif self._main is not None:
+            # No status: the main process never started, and the shutdown (a signal, say) is no failure.
             status = self._main.last_status
-            code = status.exit_code if status is not None else 1
+            code = status.exit_code if status is not None else 0
             if status is not None and status.code is not None and status.code in self._main.spec.success_codes:
                 code = 0
         else:
