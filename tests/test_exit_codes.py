@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import signal
 
+import pytest
 from fakeutil import sent, stop_at
 from trio.testing import MockClock
 
@@ -43,6 +44,34 @@ async def test_exit_code_of_a_signal_is_128_plus_n(autojump_clock: MockClock) ->
 async def test_exit_code_when_main_cannot_start(autojump_clock: MockClock) -> None:
     assert await run_main(Behaviour.not_found()) == 127
     assert await run_main(Behaviour.not_executable()) == 126
+
+
+@pytest.mark.parametrize(
+    ("err", "code", "says"),
+    [
+        (errno.ENOENT, 127, "no such command or file"),
+        (errno.EACCES, 126, "not executable"),
+        (errno.ENOEXEC, 126, "not an executable format"),
+        (errno.EMFILE, 1, "too many open files"),
+        (errno.EAGAIN, 1, "limit of processes"),
+        (errno.E2BIG, 1, "arguments and environment are too long"),
+        (errno.ENOTDIR, 1, "not a folder"),
+        (errno.EIO, 1, "EIO"),
+    ],
+)
+async def test_each_start_error_has_its_code_and_message(
+    autojump_clock: MockClock, err: int, code: int, says: str
+) -> None:
+    """SPEC §2 (issue 10 defect 17): 127 only for a program not found, 126 for EACCES/ENOEXEC,
+    1 for any other failure to start, each with a message naming the cause."""
+    for main in (True, False):  # the main process, or a process whose failure ends the run
+        config = Config([ProcessSpec("app", ["app"], main=main), ProcessSpec("side", ["side"])])
+        log = FakeLog()
+        fake = FakeOS({"app": Behaviour(spawn_error=err)})
+        assert await run_supervisor(config, fake, log=log) == code
+        failed = log.first("failed", "app")
+        assert says in failed.message and "'app'" in failed.message
+        assert failed.fields["code"] == code
 
 
 async def test_main_cannot_start_stops_the_others(autojump_clock: MockClock) -> None:

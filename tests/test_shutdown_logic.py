@@ -275,3 +275,22 @@ async def test_budget_running_out_during_a_stop_job(autojump_clock: MockClock) -
     assert sent(fake, "db") == [(5, KILL)]
     assert "flush" in log.first("shutdown_timeout").message
     assert trio.current_time() == 5
+
+
+async def test_stop_job_without_after_runs_first_while_everything_is_up(autojump_clock: MockClock) -> None:
+    """SPEC §5.3 (issue 10 defect 6): an empty ``after`` runs at once; every process waits for it."""
+    config = Config(
+        [
+            ProcessSpec("app", ["app"], main=True),
+            ProcessSpec("db", ["db"]),
+            ProcessSpec("backup", ["backup"], oneshot=True, phase="stop", timeout=5),
+        ]
+    )
+    fake = FakeOS({"backup": Behaviour.exits(0, after=2)})
+    log = FakeLog()
+    code = await run_supervisor(config, fake, log=log, at=stop_at(1))
+    assert fake.start_times("backup") == [1]
+    assert sent(fake, "app") == [(3, TERM)]
+    assert sent(fake, "db") == [(3, TERM)]
+    assert not log.find("skipped", "backup")
+    assert code == 143

@@ -626,3 +626,68 @@ def test_ready_file_created_when_everything_is_up_removed_at_shutdown(h, ev, tmp
     stop(run)
     assert ev.of("app", "TERM exists=False"), ev.dump()  # removed when the shutdown began
     assert not ready_file.exists()
+
+
+# --- a process group stops as a whole (SPEC §5.2) ------------------------------------------------
+
+#: A pre-fork server: two workers in its process group; the parent exits at once on SIGTERM,
+#: each worker drains for 0.5 s first. ``prefork.py EVENTS NAME``.
+PREFORK = r"""
+import os, signal, sys, time
+events, name = sys.argv[1], sys.argv[2]
+def rec(what):
+    fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    os.write(fd, f"EVENT {time.monotonic_ns()} {name} {what}\n".encode())
+    os.close(fd)
+def worker(i):
+    def drain(*_):
+        time.sleep(0.5)
+        rec(f"worker{i} drained")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, drain)
+    rec(f"worker{i} up")
+    while True:
+        signal.pause()
+for i in range(2):
+    if os.fork() == 0:
+        worker(i)
+signal.signal(signal.SIGTERM, lambda *_: (rec("exiting"), os._exit(0)))
+rec("start")
+while True:
+    signal.pause()
+"""
+
+
+@pytest.mark.parametrize("how", ["signal_group", "-g"])
+def test_group_stop_waits_for_the_workers_before_the_dependency(h, ev, how) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 defect 10: redis stays up until the app's workers have drained."""
+    app: dict[str, object] = {"command": [PY, "-c", PREFORK, str(ev.path), "app"], "after": {"redis": "started"}}
+    if how == "signal_group":
+        app["signal_group"] = True
+    else:
+        app["main"] = True
+    cfg = toml_config({"redis": {"command": ev.kid("redis", "on=TERM:exit", "forever")}, "app": app})
+    run = h.run_config(cfg, *([how] if how == "-g" else []))
+    ev.wait("app", "worker1 up", run=run)
+    ev.wait("app", "worker0 up", run=run)
+    ev.wait("app", "start", run=run)
+    wait_trinit(run)
+    run.send(signal.SIGTERM)
+    assert run.wait(20) == 0, run.stderr()
+    drained = [ev.t("app", "worker0 drained"), ev.t("app", "worker1 drained")]
+    assert ev.t("app", "exiting") < min(drained)
+    assert max(drained) < ev.t("redis", "TERM"), ev.dump()
+    assert not [ln for ln in run.log_lines() if "SIGKILL" in ln], run.stderr()
+
+
+# --- a start that fails names its cause (SPEC §2) -------------------------------------------------
+
+
+def test_missing_cwd_exits_1_and_says_the_cwd_is_missing(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10 defect 17: not 127 "could not start '/bin/true'"."""
+    missing = tmp_path / "gone"
+    cfg = toml_config({"app": {"command": ["/bin/true"], "main": True, "cwd": str(missing)}})
+    run = h.run_config(cfg)
+    assert run.wait(20) == 1, run.stderr()
+    line = log_line(run, r"app .*could not start")
+    assert f"its cwd {missing} does not exist" in line, line

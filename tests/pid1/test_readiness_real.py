@@ -185,3 +185,21 @@ def test_hanging_exec_probe_attempts_are_cut_by_attempt_timeout(h, ev) -> None: 
     assert run.wait(20) == 1, run.stderr()
     assert (now_ns() - began) / S < 8
     assert log_line(run, r"app .*did not become ready")
+
+
+def test_ready_file_never_created_for_a_probe_that_never_passed(h, ev, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SPEC §4: a service that exits 0 before its probe passed never counts as up (issue 10 defect 5)."""
+    ready_file = tmp_path / "ready"
+    cfg = toml_config(
+        {
+            "app": {"command": ev.kid("app", "on=TERM:exit", "forever"), "main": True},
+            "svc": {"command": ev.kid("svc", "sleep=0.5", "exit=0"), "ready": {"file": "never"}},
+        },
+        ready_file=str(ready_file),
+    )
+    run = h.run_config(cfg)
+    wait_log(run, r"svc \(pid \d+\) exited with code 0")
+    assert not ready_file.exists()
+    run.send(signal.SIGTERM)
+    assert run.wait(20) == 0, run.stderr()
+    assert not [line for line in run.log_lines() if "everything is up" in line], run.stderr()

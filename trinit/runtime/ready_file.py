@@ -1,4 +1,9 @@
-"""``ready_file``: a file that exists exactly while every run-phase process is up (SPEC §4)."""
+"""``ready_file``: a file that exists exactly while every run-phase process is up (SPEC §4).
+
+Once the run is ending (the main process exited, a long-running process is gone with no
+restart to come, the shutdown began) it is retired: removed, and never created again, so a
+Kubernetes probe never sees "ready" after the app is dead.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,12 @@ class ReadyFile:
     os: OSLayer
     log: Logger
     _made: bool = False
+    _retired: bool = False
 
     def update(self, all_up: bool) -> None:
         """Create the file when everything is up, remove it when something no longer is."""
         path = self.path
-        if path is None:
+        if path is None or self._retired:
             return
         if not all_up:
             self.remove()
@@ -41,6 +47,11 @@ class ReadyFile:
             return
         self._made = True
         self.log.info("all_ready", f"everything is up; created {path}")
+
+    def retire(self) -> None:
+        """Remove the file for good: the run is ending, so it is never created again."""
+        self._retired = True
+        self.remove()
 
     def remove(self) -> None:
         if self.path is None or not self._made:

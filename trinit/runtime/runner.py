@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 import trio
 
-from ..boot.parse import signal_name
 from ..system.status import ExitStatus
 from .policy import Kind, decide
-from .process import ProcessHandle, ProcessStatus, StartFailure
+from .process import ProcessHandle, ProcessStatus, StartFailure, log_exit, start_error
 from .state import EndReason, State, check_transition
 from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
     from ..config.model import Condition, ProcessSpec
-    from ..io.log import Level, Logger
+    from ..io.log import Logger
     from .readiness import LogWatch
 
 #: A run that trinit ended for one of these failed, whatever its exit status.
@@ -68,6 +67,7 @@ class Runner:
     _consecutive: int = 0
     _pending: trio.CancelScope | None = None
     _adopted: ProcessHandle | None = None
+    _left: ProcessHandle | None = None  # the last run's, while its process group may outlive it
     done: trio.Event = attrs.field(factory=trio.Event)
 
     @property
@@ -98,12 +98,15 @@ class Runner:
 
     @property
     def up(self) -> bool:
-        """Counts toward ``ready_file``: ready (oneshots: completed), or given up on under ``"ignore"``."""
-        if self.completed or (self.ready and not self.spec.oneshot):
-            return True
-        if self.final:
-            return not self.failed or self.spec.on_failure == "ignore"
-        return False
+        """Counts toward ``ready_file``: ready; a oneshot completed, or failed under ``"ignore"``."""
+        if not self.spec.oneshot:
+            return self.ready
+        return self.completed or (self.failed and self.spec.on_failure == "ignore")
+
+    @property
+    def gone_for_good(self) -> bool:
+        """A long-running process ended with no restart to come (a library ``stop()`` aside)."""
+        return self.final and not self.spec.oneshot and self._end is not EndReason.STOP
 
     def status(self) -> ProcessStatus:
         pid = self.handle.pid if self.handle is not None else None
@@ -142,7 +145,7 @@ class Runner:
         """Stop for good (shutdown or a library ``stop()``): cancel what is pending, end the process."""
         self._end = EndReason.STOP
         self.wake()
-        handle = self.handle
+        handle = self.handle or self._left
         if handle is not None:
             await self._terminate(handle, sig)
             await self.done.wait()
@@ -157,8 +160,7 @@ class Runner:
         await self._terminate(handle)
 
     def revive(self) -> None:
-        """Make a finished runner wait for its conditions again (a library ``restart()``);
-        its ``lifecycle`` is then run anew."""
+        """Make a finished runner wait for its conditions again (a library ``restart()``)."""
         self._move(State.WAITING)
         self._end = None
         self.done = trio.Event()
@@ -224,8 +226,7 @@ class Runner:
             condition=condition,
         )
         self._end = EndReason.DEPENDENCY
-        # The failure first (it fixes the exit code), then the state change (which may end the run).
-        if self.spec.on_failure == "shutdown":
+        if self.spec.on_failure == "shutdown":  # first: it fixes the exit code
             self.host.process_failed(self, 1)
         self._finish(State.SKIPPED)
 
@@ -236,14 +237,14 @@ class Runner:
                 self._finish(State.EXITED)
                 return
             status, run_time = await self._run_once()
-            self.handle = None
+            self._left, self.handle = self.handle, None
             end = self._end
             failed_without_exit = end in _FAILED_BY_US or status is None
             if spec.main:
                 self._finish(State.EXITED if status is not None else State.FAILED)
                 self.host.main_exited(self, status, failed_without_exit)
                 return
-            if end is EndReason.STOP:
+            if end is EndReason.STOP or (end is EndReason.RESTART and self._cancelled()):
                 self._finish(State.EXITED)
                 return
             if end is EndReason.RESTART:
@@ -268,6 +269,9 @@ class Runner:
                     )
                 code = 1 if status is None or failed_without_exit else status.exit_code
                 self._fail(code or 1)
+                return
+            if self._cancelled():  # the shutdown began: no restart or retry, and none announced
+                self._finish(State.EXITED)
                 return
             if decision.kind is Kind.RETRY:
                 attempt = f"attempt {decision.consecutive + 1} of {spec.retries + 1}"
@@ -303,6 +307,8 @@ class Runner:
     def _fail(self, code: int) -> None:
         shutdown = self.spec.on_failure == "shutdown"
         what = "the shutdown begins" if shutdown else "carrying on (on_failure = ignore)"
+        if self.host.shutting_down:  # a stop job, say: the exit code is not changed by it
+            what = "the shutdown was already under way and goes on"
         self.host.log.error("failed", f"failed; {what}", process=self.name, code=code)
         # The failure first (it fixes the exit code), then the state change (which may end the run).
         if shutdown:
@@ -320,14 +326,10 @@ class Runner:
             try:
                 handle = self.host.spawn(self)
             except OSError as exc:
-                status = ExitStatus(spawn_errno=exc.errno or 2)
+                status, message = start_error(exc, self.spec.command[0], self.spec.cwd)
                 self.last_status = status
-                self.host.log.error(
-                    "failed",
-                    f"could not start {self.spec.command[0]!r}: {exc.strerror or exc}",
-                    process=self.name,
-                    code=status.exit_code,
-                )
+                code = 1 if status is None else status.exit_code
+                self.host.log.error("failed", message, process=self.name, code=code)
                 return status, 0.0
             except StartFailure as exc:
                 self.host.log.error("failed", f"could not start: {exc}", process=self.name)
@@ -354,17 +356,7 @@ class Runner:
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
         caused_by_us = self._end in (EndReason.STOP, EndReason.RESTART)
-        level: Level = "info" if caused_by_us or self._success(status) else "warning"
-        self.host.log.log(
-            level,
-            "exited",
-            f"{status.describe()} after {run_time:.2f} s",
-            process=self.name,
-            pid=handle.pid,
-            code=status.code,
-            signal=signal_name(status.signal) if status.signal else None,
-            run_time=round(run_time, 3),
-        )
+        log_exit(self.host.log, handle, status, run_time, quiet=caused_by_us or self._success(status))
         return status, run_time
 
     async def _probe(self, handle: ProcessHandle) -> None:
@@ -392,8 +384,9 @@ class Runner:
         await self._terminate(handle)
 
     async def _terminate(self, handle: ProcessHandle, sig: int | None = None) -> None:
-        if handle.exited:
+        if handle.gone:
             return
-        self._move(State.STOPPING)
+        if not handle.exited:  # else only its process group is left
+            self._move(State.STOPPING)
         sig = sig or stop_signal_for(self.spec)
         await terminate(handle, sig, self.spec.stop_timeout, self.host.force, self.host.log)

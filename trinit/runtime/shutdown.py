@@ -38,7 +38,7 @@ class Shutdown:
         rt = self.rt
         budget = rt.config.shutdown_timeout
         started = trio.current_time()
-        rt.ready_file.remove()
+        rt.ready_file.retire()
         rt.log.info(
             "shutdown_begun",
             f"shutdown begun ({reason}); budget {budget:g} s",
@@ -90,8 +90,8 @@ class Shutdown:
                 assert r.handle is not None
                 if r.handle.stopping:  # that stop reacts to force itself
                     nursery.start_soon(r.handle.waiter.wait)
-                else:
-                    nursery.start_soon(terminate, r.handle, stop_signal_for(r.spec), 0.0, rt.force, rt.log)
+                else:  # a stop, so its SIGKILL is trinit's doing, never a failure of it
+                    nursery.start_soon(r.stop, stop_signal_for(r.spec))
         # The supervised processes first, so each is told why; then what they left behind.
         if rt.reaps_orphans:
             kill_everything(rt.os)
@@ -121,7 +121,8 @@ class Shutdown:
             if rt.force.is_set():
                 rt.log.warning("skipped", "was skipped: the shutdown was forced", process=job.name)
                 return
-            if not any(rt.runners[n].ever_started for n in after):
+            # An empty ``after`` runs first, while everything is still up (SPEC §5.3).
+            if after and not any(rt.runners[n].ever_started for n in after):
                 rt.log.info(
                     "skipped", "was not run: none of the processes it follows had started", process=job.name
                 )
@@ -154,6 +155,7 @@ class Shutdown:
             if rt.log.enabled("debug"):
                 rt.log.debug("traceback", "".join(traceback.format_exception(exc)).rstrip())
         rt.shutting_down = True
+        rt.ready_file.retire()
         budget = rt.config.shutdown_timeout
         with trio.move_on_after(budget + KILL_WAIT):
             async with trio.open_nursery() as nursery:

@@ -60,16 +60,23 @@ class Spawner:
         return self.watcher
 
     def handle(self, spec: ProcessSpec, pid: int) -> ProcessHandle:
-        """Watch ``pid`` right away (before any checkpoint) and wrap it in a handle."""
+        """Watch ``pid`` right away (before any checkpoint) and wrap it in a handle.
+
+        With ``signal_group``, when orphans are ours to reap, its stop waits for the whole group.
+        """
+        watcher = self.watcher_or_fail()
+        groups = spec.signal_group and watcher.reaps_orphans
         return ProcessHandle(
             spec.name,
             pid,
             spec.signal_group,
-            self.watcher_or_fail().watch(pid),
+            watcher.watch(pid),
             trio.current_time(),
             self.os.kill,
             self.os.killpg,
             self.os.pidfd_send_signal,
+            group_alive=self.os.group_alive if groups else None,
+            wait_group=watcher.wait_group_gone if groups else None,
         )
 
     def spawn(self, runner: Runner, *, give_terminal: bool) -> ProcessHandle:
@@ -83,9 +90,9 @@ class Spawner:
         stdin = None if spec.main else self.os.devnull()
         read_fds: list[tuple[int, Stream]] = []
         write_fds: list[int] = []
-        stdout, stderr = self._stdio(spec, read_fds, write_fds)
         plain = self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
         try:
+            stdout, stderr = self._stdio(spec, read_fds, write_fds)
             pid = self.os.spawn(
                 spec.command,
                 env=env,
@@ -96,6 +103,11 @@ class Spawner:
                 stderr=stderr,
                 inherit_environ=plain and creds is None,
             )
+        except BaseException:
+            # No child reads them: a failed start (EMFILE, say) must not leak a single fd.
+            for fd, _ in read_fds:
+                self.os.close(fd)
+            raise
         finally:
             for fd in write_fds:
                 self.os.close(fd)

@@ -42,9 +42,10 @@ async def terminate(
     """Send ``sig``, wait up to ``grace`` (cut short by ``force``), then SIGKILL; return once reaped.
 
     Once ``force`` is set there is no grace: SIGKILL at once. ``log`` None stops quietly
-    (an exec probe that outlived its timeout).
+    (an exec probe that outlived its timeout). A process group (``signal_group``) has stopped
+    only when all of it is gone, as systemd waits for an empty cgroup (SPEC §5.2).
     """
-    if handle.exited:
+    if handle.gone:
         return
     handle.stops += 1
     try:
@@ -72,13 +73,15 @@ async def _escalate(
         except ProcessLookupError:
             return
         with trio.move_on_after(grace):
-            await _first(handle.waiter.event.wait, force.wait)
-        if handle.exited:
+            await _first(handle.wait_gone, force.wait)
+        if handle.gone:
             return
         forced = force.is_set()
     if log is not None:
         if forced:
             why = "the shutdown was forced"
+        elif handle.exited:
+            why = f"its process group was still there {grace:g} s after {signal_name(sig)} (raise stop_timeout)"
         else:
             why = f"it ignored {signal_name(sig)} for {grace:g} s (raise stop_timeout if it needs longer)"
         log.warning("killed", f"sending SIGKILL: {why}", process=handle.name, pid=handle.pid, grace=grace)
@@ -86,7 +89,7 @@ async def _escalate(
         handle.signal(signal.SIGKILL)
     except ProcessLookupError:
         return
-    await handle.waiter.wait()
+    await handle.wait_gone()
 
 
 async def sweep(

@@ -143,15 +143,17 @@ class Runtime:
         self.boot.set_targets(tuple(self._forwarders.values()))
         if runner.spec.phase != "run":
             return
-        if runner.up:
-            self._down.discard(name)
-        else:
-            self._down.add(name)
-        self.ready_file.update(not self._down and not self.shutting_down)
         if runner.final:
             self._live.discard(name)
             if not self._live and self._main is None and not self.shutting_down:
                 self.request_shutdown("every process has finished")
+        if runner.up:
+            self._down.discard(name)
+        else:
+            self._down.add(name)
+        if runner.gone_for_good:  # the main process exited, or a service with no restart to come
+            self.ready_file.retire()
+        self.ready_file.update(not self._down and not self.shutting_down)
 
     def process_failed(self, runner: Runner, code: int) -> None:
         if self.shutting_down:
@@ -203,6 +205,7 @@ class Runtime:
             return
         # From this moment nothing new starts, even before the shutdown task runs.
         self.shutting_down = True
+        self.ready_file.retire()
         self.stop_signal = stop_signal
         self._shutdown_reason = reason
         self._shutdown_requested.set()
@@ -225,6 +228,8 @@ class Runtime:
                         for runner in self.run_phase:
                             procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
                         task_status.started(self)
+                        if not self.run_phase:  # nothing would ever end the run: stop jobs, then exit
+                            self.request_shutdown("there is no run-phase process")
                         await self._shutdown_requested.wait()
                         assert self._shutdown_reason is not None
                         await self._shutdown.run(self._shutdown_reason)
@@ -262,8 +267,9 @@ class Runtime:
         if self._fixed_code is not None:
             code = self._fixed_code
         elif self._main is not None:
+            # No status: the main process never started, and the shutdown (a signal, say) is no failure.
             status = self._main.last_status
-            code = status.exit_code if status is not None else 1
+            code = status.exit_code if status is not None else 0
             if status is not None and status.code is not None and status.code in self._main.spec.success_codes:
                 code = 0
         else:

@@ -202,6 +202,16 @@ class RealOS:
     def killpg(self, pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
+    def group_alive(self, pgid: int) -> bool:
+        """True while any process (a zombie included) is in process group ``pgid`` (``killpg(pgid, 0)``)."""
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a member runs as another user: it is there
+            return True
+        return True
+
     def kill_all(self, sig: int, spare_groups: frozenset[int] = frozenset()) -> int:
         """Signal every process left: the whole namespace as its PID 1, else our descendants only.
 

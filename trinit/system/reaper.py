@@ -51,6 +51,8 @@ class ExitWatcher(Protocol):
 
     async def wait_no_children(self) -> None: ...
 
+    async def wait_group_gone(self, pgid: int) -> None: ...
+
 
 class Reaper:
     """Init mode: the single owner of ``waitpid(-1)``, woken by SIGCHLD.
@@ -70,6 +72,7 @@ class Reaper:
         self._found: deque[tuple[int, int]] = deque()  # collected, not yet dispatched
         self._childless = False  # waitpid said ECHILD, and nothing was spawned since
         self._no_children = trio.Event()
+        self._reaped = trio.Event()  # set after each batch of exits is dispatched
         #: Called for each reaped pid nobody watches (with its raw status); keep it cheap.
         self.on_orphan: Callable[[int, int], None] | None = None
 
@@ -127,11 +130,20 @@ class Reaper:
                 self.on_orphan(pid, raw)
         if self._childless:
             self._no_children.set()
+        self._reaped.set()
+        self._reaped = trio.Event()
 
     async def wait_no_children(self) -> None:
         """Return once we have no child left at all (everything was reaped)."""
         self.reap()
         await self._no_children.wait()
+
+    async def wait_group_gone(self, pgid: int) -> None:
+        """Return once process group ``pgid`` is empty; checked again after each batch of exits
+        (its members are all ours to reap once their leader is gone: no polling)."""
+        while self._os.group_alive(pgid):
+            reaped = self._reaped
+            await reaped.wait()
 
 
 class PidfdWatcher:
@@ -177,3 +189,6 @@ class PidfdWatcher:
     async def wait_no_children(self) -> None:
         while self._live:
             await self._changed.wait()
+
+    async def wait_group_gone(self, pgid: int) -> None:
+        """Not known here: a group's other members are not our children (no orphans are reaped)."""

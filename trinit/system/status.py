@@ -13,8 +13,9 @@ import attrs
 class ExitStatus:
     """A process's end: an exit code or the signal that killed it.
 
-    ``spawn_errno`` is set when the process could not be started at all (the command
-    was not found or not executable); such a status maps to 127 or 126 like a shell's.
+    ``spawn_errno`` is set when the process could not be started at all; such a status
+    maps to 127 (the program was not found) or 126 (not executable) like a shell's, and
+    to 1 for any other reason (SPEC §2).
     """
 
     code: int | None = None
@@ -29,9 +30,11 @@ class ExitStatus:
 
     @property
     def exit_code(self) -> int:
-        """The code a shell would report: the code, 128+N for signal N, 127/126 for spawn errors."""
+        """The code a shell would report: the code, 128+N for signal N, 127/126/1 for spawn errors."""
         if self.spawn_errno is not None:
-            return 127 if self.spawn_errno == errno.ENOENT else 126
+            if self.spawn_errno == errno.ENOENT:
+                return 127
+            return 126 if self.spawn_errno in (errno.EACCES, errno.ENOEXEC) else 1
         if self.signal is not None:
             return 128 + self.signal
         return self.code if self.code is not None else 0

@@ -293,6 +293,11 @@ class FakeOS:
         for proc in members:
             self._deliver(proc, sent)
 
+    def group_alive(self, pgid: int) -> bool:
+        """True while a process of group ``pgid`` is not reaped (set ``pgid`` on an adopted one to
+        put it in a group, as a pre-fork server's workers are)."""
+        return any(p.pgid == pgid and not p.reaped for p in self.processes.values())
+
     def last_resort_stop(self, pid: int | None, budget: float = 5.0) -> None:
         """Recorded only: the real one blocks outside trio, which a fake run never needs."""
         self.calls.append(("last_resort_stop", (pid,)))
