@@ -83,11 +83,12 @@ def unblock(signals: frozenset[int] = HANDLED) -> None:
 
 
 def exit_on_stop_signals(rewrite: Mapping[int, int]) -> None:
-    """While the config loads, SIGTERM and SIGINT end trinit at once with 128+N.
+    """While the config loads, SIGTERM and SIGINT end trinit at once, with exit code 0.
 
     Nothing has been started yet, so there is nothing to stop gracefully, and holding the
     signal blocked through a slow load (a FIFO whose writer has not come, a huge config)
-    would leave ``docker stop`` waiting for its kill timeout. A signal that ``-r`` drops
+    would leave ``docker stop`` waiting for its kill timeout. As with a stop before the main
+    process has started, a shutdown asked for is not a failure: exit 0. A signal that ``-r`` drops
     stays blocked. The runtime's handlers replace these before anything starts.
     """
     stop = frozenset(s for s in SHUTDOWN if rewrite.get(s, s) != 0)
@@ -99,4 +100,4 @@ def exit_on_stop_signals(rewrite: Mapping[int, int]) -> None:
 def _exit_before_start(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     os.write(2, f"trinit: received {name} while loading the config; nothing was started\n".encode())
-    os._exit(128 + signum)
+    os._exit(0)
