@@ -84,9 +84,10 @@ def test_ready_file_is_recorded_not_written(tmp_path: os.PathLike[str]) -> None:
 
 def test_real_ready_file_is_written_atomically_0644(tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(tmp_path, "sub", "ready")
+    real = RealOS()
     old = os.umask(0o077)
     try:
-        RealOS().write_ready_file(path, b"42\n")
+        real.write_ready_file(path, b"42\n")
     finally:
         os.umask(old)
     with open(path, "rb") as f:
@@ -94,6 +95,56 @@ def test_real_ready_file_is_written_atomically_0644(tmp_path: os.PathLike[str]) 
     assert os.stat(path).st_mode & 0o777 == 0o644
     assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o755
     assert os.listdir(os.path.dirname(path)) == ["ready"]  # no temporary file left
-    RealOS().remove_ready_file(path)
-    RealOS().remove_ready_file(path)
+    real.remove_ready_file(path)
+    real.remove_ready_file(path)
     assert not os.path.exists(path)
+
+
+def test_real_ready_file_never_follows_a_symlink(tmp_path: os.PathLike[str]) -> None:
+    """A process that owns the ready file's folder cannot make trinit (root) overwrite another file."""
+    folder = os.path.join(tmp_path, "run")
+    os.mkdir(folder)
+    victim = os.path.join(tmp_path, "passwd")
+    with open(victim, "w") as f:
+        f.write("root:x:0:0::/root:/bin/sh\n")
+    path = os.path.join(folder, "ready")
+    os.symlink(victim, path)
+    os.symlink(victim, os.path.join(folder, f".ready.{os.getpid()}.tmp"))  # the temporary name too
+    real = RealOS()
+    real.write_ready_file(path, b"1\n")
+    with open(victim) as f:
+        assert f.read() == "root:x:0:0::/root:/bin/sh\n"
+    assert not os.path.islink(path)
+    with open(path, "rb") as f:
+        assert f.read() == b"1\n"
+    real.remove_ready_file(path)
+    assert not os.path.lexists(path)
+    assert os.path.exists(victim)
+
+
+def test_real_ready_file_world_writable_umask_still_gives_0644_and_0755(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "a", "b", "ready")
+    old = os.umask(0)
+    try:
+        RealOS().write_ready_file(path, b"1\n")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.dirname(os.path.dirname(path))).st_mode & 0o777 == 0o755
+
+
+def test_real_ready_file_removes_only_what_it_created(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "ready")
+    real = RealOS()
+    real.write_ready_file(path, b"1\n")
+    os.unlink(path)
+    with open(path, "w") as f:  # somebody else's file now stands there
+        f.write("theirs\n")
+    real.remove_ready_file(path)
+    assert os.path.exists(path)
+    never = os.path.join(tmp_path, "never-made")
+    with open(never, "w") as f:
+        f.write("x\n")
+    real.remove_ready_file(never)
+    assert os.path.exists(never)

@@ -15,6 +15,7 @@ import os
 import signal
 
 from ..boot.signals import INSPECTED
+from .files import remove_if_ours, write_atomically
 from .spawn import resolve_program
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
@@ -38,6 +39,8 @@ class RealOS:
         self._popens: dict[int, subprocess.Popen[bytes]] = {}
         self._programs: dict[tuple[str, str | None, str | None], str] = {}
         self._devnull: int | None = None
+        #: An open fd of each ready file trinit created: it removes only those.
+        self._ready_made: dict[str, int] = {}
         self._child_nofile: tuple[int, int] | None = None
         self.pid = os.getpid()
 
@@ -78,36 +81,17 @@ class RealOS:
         os.close(fd)
 
     def write_ready_file(self, path: str, content: bytes) -> None:
-        """Atomically, never through a symbolic link, 0644 (folders 0755) whatever the umask.
-
-        The temporary file is created with O_EXCL|O_NOFOLLOW next to ``path`` and renamed
-        over it; rename replaces a symbolic link itself instead of following it.
-        """
-        folder = os.path.dirname(path) or "."
-        _makedirs_0755(folder)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, flags, 0o644)
-        try:
-            os.fchmod(fd, 0o644)
-            os.write(fd, content)
-        finally:
-            os.close(fd)
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            os.unlink(tmp)
-            raise
+        fd = write_atomically(path, content)
+        old = self._ready_made.pop(path, None)
+        if old is not None:
+            os.close(old)
+        self._ready_made[path] = fd
 
     def remove_ready_file(self, path: str) -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        """Remove ``path`` only if it is still the file trinit created (never what replaced it)."""
+        fd = self._ready_made.pop(path, None)
+        if fd is not None:
+            remove_if_ours(path, fd)
 
     # -- spawning ---------------------------------------------------------------------------
 
@@ -347,20 +331,6 @@ class RealOS:
 
 #: mypy checks that RealOS is an OSLayer (a missing or mistyped method fails the check).
 _IS_OS_LAYER: type[OSLayer] = RealOS
-
-
-def _makedirs_0755(folder: str) -> None:
-    """``os.makedirs`` with mode 0755 for what it creates, whatever the umask."""
-    if os.path.isdir(folder):
-        return
-    parent = os.path.dirname(folder.rstrip("/"))
-    if parent and parent != folder:
-        _makedirs_0755(parent)
-    try:
-        os.mkdir(folder, 0o755)
-    except FileExistsError:
-        return
-    os.chmod(folder, 0o755)
 
 
 def _tcsetpgrp(pgid: int) -> bool:
