@@ -6,6 +6,7 @@ are bind-mounted read-only at /t (``scripts/``) and each test's tmp_path at /out
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,8 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 #: The base image Dockerfile.example names; .ci/container-setup builds it from Debian.
 BASE_IMAGE = "docker.io/library/python:3.12-slim"
-#: Dockerfile.example built unmodified from this checkout.
-IMAGE = "localhost/trinit-example:test"
+#: Dockerfile.example built unmodified from this checkout (tagged per checkout, so that two
+#: checkouts on one machine never test each other's build).
+IMAGE = f"localhost/trinit-example:test-{hashlib.sha256(str(REPO).encode()).hexdigest()[:12]}"
 #: Generous bound for anything that should take well under a second.
 SLOW = 20.0
 
