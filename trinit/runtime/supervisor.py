@@ -226,6 +226,7 @@ class Runtime:
                             procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
                         task_status.started(self)
                         await self._shutdown_requested.wait()
+                        drain_by = trio.current_time() + self.config.shutdown_timeout
                         assert self._shutdown_reason is not None
                         await self._shutdown.run(self._shutdown_reason)
                         procs.cancel_scope.cancel()
@@ -236,7 +237,7 @@ class Runtime:
                     raise
                 finally:
                     self.boot.restore()
-                await self.spawner.drain()
+                await self.spawner.drain(drain_by, self.log)
                 outer.cancel_scope.cancel()
         finally:
             self.finished.set()
