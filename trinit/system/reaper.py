@@ -49,6 +49,10 @@ class ExitWatcher(Protocol):
 
     def watch(self, pid: int) -> Waiter: ...
 
+    def next_exit(self) -> trio.Event:
+        """Set once the next child is reaped (the sweep's rounds wait on it, never polling)."""
+        ...
+
     async def wait_no_children(self) -> None: ...
 
 
@@ -70,6 +74,7 @@ class Reaper:
         self._found: deque[tuple[int, int]] = deque()  # collected, not yet dispatched
         self._childless = False  # waitpid said ECHILD, and nothing was spawned since
         self._no_children = trio.Event()
+        self._exited = trio.Event()
         #: Called for each reaped pid nobody watches (with its raw status); keep it cheap.
         self.on_orphan: Callable[[int, int], None] | None = None
 
@@ -110,6 +115,9 @@ class Reaper:
     def dispatch(self) -> None:
         """Hand the collected statuses to their waiters (in trio's context: it sets events)."""
         found_list = self._found
+        if found_list:
+            self._exited.set()
+            self._exited = trio.Event()
         while found_list:
             pid, raw = found_list.popleft()
             self._os.release(pid, raw)
@@ -127,6 +135,9 @@ class Reaper:
                 self.on_orphan(pid, raw)
         if self._childless:
             self._no_children.set()
+
+    def next_exit(self) -> trio.Event:
+        return self._exited
 
     async def wait_no_children(self) -> None:
         """Return once we have no child left at all (everything was reaped)."""
@@ -173,6 +184,9 @@ class PidfdWatcher:
             self._live.discard(waiter)
             self._changed.set()
             self._changed = trio.Event()
+
+    def next_exit(self) -> trio.Event:
+        return self._changed
 
     async def wait_no_children(self) -> None:
         while self._live:
