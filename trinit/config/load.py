@@ -26,6 +26,8 @@ from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_
 from .values import Problems, did_you_mean, place, show
 
 TOP_LEVEL = ("trinit", "process")
+#: The largest config read: `-c /dev/zero` (or a pipe that never ends) must not read without bound.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
@@ -36,10 +38,17 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     """
     source = os.fspath(path)
     try:
-        with open(source, "rb") as f:
-            raw = f.read()
+        with open(source, "rb") as f:  # a FIFO works too: read to its writer's end
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{source}: cannot read the config: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [
+                f"{source}: the config is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB, "
+                "the most trinit reads; give -c a TOML file"
+            ]
+        )
     try:
         document = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, cast
 
+from .._text import escape_controls
 from ..boot.parse import parse_duration, parse_signal
 
 Condition = Literal["started", "ready", "completed"]
@@ -38,10 +39,13 @@ def show(value: object) -> str:
 
 
 def place(source: str | None, name: str | None = None) -> str:
-    """The front of a message: ``trinit.toml: process "web"``, or less when unknown."""
-    parts = [source] if source else []
+    """The front of a message: ``trinit.toml: process "web"``, or less when unknown.
+
+    Control characters in the path or the name are escaped: one message, one line.
+    """
+    parts = [escape_controls(source)] if source else []
     if name is not None:
-        parts.append(f'process "{name}"')
+        parts.append(f'process "{escape_controls(name)}"')
     return ": ".join(parts)
 
 
@@ -59,7 +63,7 @@ class Problems:
 
     def add(self, key: str, message: str) -> None:
         head = ": ".join(part for part in (self.where, key) if part)
-        self.errors.append(f"{head}: {message}" if head else message)
+        self.errors.append(escape_controls(f"{head}: {message}" if head else message))
 
     def parse(self, key: str, value: object, parser: Callable[[Any], Any]) -> Any:
         """``parser(value)``, or INVALID after recording its message under ``key``."""

@@ -10,6 +10,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Literal
 
+from .._text import escape_controls, escape_json_controls
 from .writer import FdWriter, stdio_writer
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class Logger:
             }
             for key, value in fields.items():
                 obj[key + "_" if key in _RESERVED else key] = value
-            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+            text = escape_json_controls(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str))
         else:
             if process is None:
                 who = ""
@@ -208,5 +209,6 @@ class Logger:
                 who = f"{process} "
             else:
                 who = f"{process} (pid {pid}) "
-            text = f"trinit: {_TEXT_TAG[level]}{who}{message}"
+            # A process name or command may hold "\n" or a terminal escape: one event, one line.
+            text = escape_controls(f"trinit: {_TEXT_TAG[level]}{who}{message}")
         return text.encode("utf-8", "backslashreplace") + b"\n"

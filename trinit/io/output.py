@@ -8,6 +8,7 @@ fine), frames it per the process's ``output`` mode, and feeds an
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import trio
@@ -25,6 +26,8 @@ __all__ = ["MAX_LINE", "pump_output"]
 
 #: A line longer than this (without its newline) is emitted in pieces of this size.
 MAX_LINE = 64 * 1024
+#: At a cancellation, at most this much more is read from the pipe to be written or counted.
+_SALVAGE_MAX = 1024 * 1024
 
 
 def _utf8_cut(buf: bytes | bytearray, limit: int) -> int:
@@ -122,6 +125,22 @@ def _split(buf: bytearray, *, final: bool) -> list[bytes]:
     return lines
 
 
+def _read_available(fd: int, limit: int = _SALVAGE_MAX) -> bytes:
+    """What the pipe holds right now (it is non-blocking), at most ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            data = os.read(fd, min(MAX_LINE, limit - size))
+        except OSError:  # EAGAIN: nothing more for now; EBADF/EIO: over
+            break
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+    return b"".join(parts)
+
+
 async def pump_output(
     read_fd: int,
     *,
@@ -141,7 +160,8 @@ async def pump_output(
     every mode. A final partial line is emitted at EOF; a line with no newline within
     ``MAX_LINE`` bytes is emitted in pieces of that size (cut on a UTF-8 boundary when it
     looks like UTF-8). If cancelled, what was already read (including a partial line) is
-    handed to the writer with ``put_nowait``, best effort, before the cancellation goes on.
+    handed to the writer (with what the pipe still holds) before the cancellation goes on,
+    to be written or counted as lost at the deadline, never dropped silently.
     """
     discard = writer is None or mode == "null"
     framer: _Framer | None = None
@@ -177,17 +197,20 @@ async def pump_output(
             if not data:
                 return
     except BaseException:
-        # Cancellation (or anything else): lines already read must not be lost.
+        # Cancellation (or anything else): what was read, and what the child already wrote
+        # into the pipe, must not be lost silently: it is queued whatever the writer's bounds,
+        # so that it is written or counted (FdWriter.abandon) at the end.
         if framer is not None and not discard and writer is not None:
             try:
                 if pending is not None:
-                    writer.put_nowait(pending)
+                    writer.salvage(pending)
+                buf += _read_available(read_fd)
                 if buf:
                     framer.on_line = None  # on_line already saw nothing of this; keep probes quiet
                     rest: list[bytes] = []
                     framer.frame(_split(buf, final=True), rest)
                     if rest:
-                        writer.put_nowait(b"".join(rest))
+                        writer.salvage(b"".join(rest))
             except Exception:
                 pass
         raise

@@ -14,6 +14,7 @@ import contextlib
 import os
 import select
 import signal
+import stat
 import threading
 import time
 from collections import deque
@@ -28,6 +29,8 @@ __all__ = ["FdWriter", "stdio_writer"]
 _BATCH_BYTES = 64 * 1024
 #: errnos that mean the reader of the fd is gone for good: stop writing, discard.
 _GONE_ERRNOS = frozenset({32, 9, 5})  # EPIPE, EBADF, EIO (same values on every Linux arch)
+#: A write of at most this many bytes to a pipe is atomic: all of it or nothing.
+_PIPE_BUF = select.PIPE_BUF
 
 
 class FdWriter:
@@ -60,6 +63,10 @@ class FdWriter:
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._writing = False  # the thread holds a popped batch not yet fully written
+        #: The part of the batch in hand not yet known to be written (``abandon`` counts it).
+        self._unwritten: memoryview | None = None
+        self._cut = False  # abandon() asked the thread to drop the rest of its batch
+        self._whole_writes: bool | None = None  # fd is a regular file: no need to cut batches
         self._broken = False
         self._thread: threading.Thread | None = None
         #: No thread could be started (RLIMIT_NPROC, say): write in the caller instead.
@@ -166,6 +173,41 @@ class FdWriter:
                     return
                 self._idle.wait(remaining)
 
+    def salvage(self, data: bytes) -> None:
+        """Queue a cancelled pump's last bytes whatever the bounds (never blocks), so that
+        :meth:`abandon` counts them rather than losing them silently."""
+        if self._thread is None:
+            self.put_nowait(data)
+            return
+        with self._lock:
+            if not self._broken and data:
+                self._append_locked(data)
+
+    def abandon(self) -> tuple[int, int]:
+        """Give up on everything not yet written: the deadline has come (never blocks).
+
+        Drops the queue and the rest of the batch being written, after the piece in
+        flight (a piece of a pipe write is whole lines of at most PIPE_BUF bytes, so what
+        the reader gets ends on a line boundary). Returns (lines, bytes) given up, the piece in
+        flight included, for the caller to report. Chunks put afterwards are written as usual.
+        """
+        with self._lock:
+            if self._broken:
+                return 0, 0
+            lines = sum(chunk.count(b"\n") for chunk in self._queue)
+            size = self._queued_bytes
+            self._queue.clear()
+            self._queued_bytes = 0
+            rest = self._unwritten
+            if rest is not None and len(rest) and not self._whole_writes:
+                lines += bytes(rest).count(b"\n")
+                size += len(rest)
+                self._cut = True
+            waiters = self._waiters
+            self._waiters = []
+        self._wake(waiters)
+        return lines, size
+
     def flushed(self) -> bool:
         """True when nothing is queued or being written (or the fd is gone)."""
         with self._lock:
@@ -229,7 +271,39 @@ class FdWriter:
             if not self._broken:
                 # Never let the thread die on a surprise: put() would then wait forever.
                 with contextlib.suppress(Exception):
-                    self._write_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                    self._write_batch(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            with self._lock:
+                self._unwritten = None
+                self._cut = False
+
+    def _write_batch(self, data: bytes) -> None:
+        """Write one batch in pieces that end on a line, each at most PIPE_BUF where the
+        lines allow, so a deadline (:meth:`abandon`) or exit never leaves half a line behind."""
+        if self._whole_writes is None:
+            try:
+                self._whole_writes = stat.S_ISREG(os.fstat(self.fd).st_mode)
+            except OSError:
+                self._whole_writes = False
+        view = memoryview(data)
+        with self._lock:
+            self._unwritten = view
+        if self._whole_writes:
+            self._write_all(view)
+            return
+        while view:
+            end = len(view)
+            if end > _PIPE_BUF:
+                nl = data.rfind(b"\n", len(data) - len(view), len(data) - len(view) + _PIPE_BUF)
+                if nl == -1:  # a line longer than PIPE_BUF: the whole line in one write
+                    nl = data.find(b"\n", len(data) - len(view) + _PIPE_BUF)
+                if nl != -1:
+                    end = nl + 1 - (len(data) - len(view))
+            self._write_all(view[:end])
+            view = view[end:]
+            with self._lock:
+                if self._cut or self._broken:
+                    return
+                self._unwritten = view
 
     def _write_direct(self, data: bytes) -> None:
         with self._lock:  # one writer at a time keeps lines whole
@@ -237,7 +311,7 @@ class FdWriter:
                 with contextlib.suppress(Exception):
                     self._write_all(data)
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             try:

@@ -68,7 +68,10 @@ class Shutdown:
         rt = self.rt
         holding = [f"{r.name} (pid {r.last_pid})" for r in self._live()]
         if not holding and rt.reaps_orphans:
-            left = rt.os.descendants()
+            try:
+                left = rt.os.descendants()
+            except OSError:  # no /proc (the sweep said so)
+                left = []
             holding = [rt.os.describe(pid) for pid in left[:10]] + (["…"] if len(left) > 10 else [])
         what = ", ".join(holding) or "processes left behind by the supervised ones"
         rt.log.error(
@@ -94,7 +97,7 @@ class Shutdown:
                     nursery.start_soon(r.stop, stop_signal_for(r.spec))
         # The supervised processes first, so each is told why; then what they left behind.
         if rt.reaps_orphans:
-            kill_everything(rt.os)
+            await kill_everything(rt.os, rt.watcher_or_fail())
 
     async def _gone(self) -> None:
         for r in self.rt.runners.values():

@@ -24,6 +24,7 @@ from .stopping import terminate
 
 if TYPE_CHECKING:
     from ..config.model import Config, ProcessSpec
+    from ..io.log import Logger
     from ..io.writer import FdWriter
     from ..system.environ import Credentials
     from ..system.protocol import OSLayer
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 Stream = Literal["stdout", "stderr"]
+
+#: The drain's least time, even when the budget is spent: to read what the pipes already hold.
+_DRAIN_FLOOR = 0.2
 
 
 @attrs.define(eq=False)
@@ -178,14 +182,44 @@ class Spawner:
             if self._pumps == 0:
                 self._pumps_done.set()
 
-    async def drain(self) -> None:
-        """Let the output pumps read to the end (bounded: a grandchild may hold a pipe), then flush."""
-        with trio.move_on_after(1.0):
+    async def drain(self, deadline: float, log: Logger) -> None:
+        """Let the output pumps read to the end and the writers write it all, until ``deadline``
+        (what is left of the shutdown budget; a grandchild may hold a pipe, a reader may stall).
+
+        At the deadline the pumps are cancelled (what they hold is handed to the writers),
+        and whatever is still unwritten is given up and counted in one log line per stream,
+        never dropped silently; what the reader did get ends on a whole line.
+        """
+        deadline = max(deadline, trio.current_time() + _DRAIN_FLOOR)
+        with trio.move_on_at(deadline):
             if self._pumps:
                 await self._pumps_done.wait()
-            for w in (self.stdout, self.stderr):
-                if w is not None:
-                    await trio.to_thread.run_sync(w.close, 1.0)
+            async with trio.open_nursery() as flushing:  # together: one may stall, not the other
+                for w in (self.stdout, self.stderr):
+                    if w is not None:
+                        flushing.start_soon(trio.to_thread.run_sync, w.close, deadline - trio.current_time())
+        if self._pumps and self.nursery is not None:
+            # The run's outer nursery is cancelled right after the drain anyway; doing it
+            # here lets the pumps hand over what they hold before it is counted.
+            self.nursery.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await self._pumps_done.wait()
+        given_up = [
+            (stream, *w.abandon())
+            for stream, w in (("stdout", self.stdout), ("stderr", self.stderr))
+            if w is not None and not w.flushed()
+        ]
+        for stream, lines, size in given_up:  # logged after: the log shares the stderr writer
+            if size:
+                log.warning(
+                    "output_lost",
+                    f"{lines} lines ({size} bytes) of process output could not be written to "
+                    f"{stream} before the shutdown budget ran out: its reader was too slow "
+                    "(raise shutdown_timeout, or read trinit's output faster)",
+                    stream=stream,
+                    lines=lines,
+                    bytes=size,
+                )
 
     async def run_probe(
         self, spec: ProcessSpec, argv: tuple[str, ...], timeout: float, force: trio.Event

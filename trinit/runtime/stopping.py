@@ -99,12 +99,21 @@ async def sweep(
     log: Logger,
     spare_groups: frozenset[int] = frozenset(),
 ) -> None:
-    """SIGTERM whatever is left in our tree (as PID 1: the namespace), at once SIGKILL too if
-    the shutdown is forced, and return once it is all gone. Only for a watcher that reaps orphans.
+    """SIGTERM whatever is left in our tree (as PID 1: the namespace), and return once it is
+    all gone; if the shutdown is forced, SIGKILL it all. Only for a watcher that reaps orphans.
 
-    ``spare_groups``: process groups that already got their stop signal as a group; their
-    members get no second one (SPEC §3), only SIGKILL if the shutdown is forced or runs out."""
-    left = os_layer.descendants()
+    It goes in rounds, each after an exit (never polling): a process that re-forks as it
+    exits leaves a new descendant (adopted by us, the subreaper), which the next round finds
+    and signals. Each process gets SIGTERM once. ``spare_groups``: process groups that already
+    got their stop signal as a group; their members get no second one (SPEC §3), only SIGKILL
+    if the shutdown is forced or runs out.
+    """
+    exited = watcher.next_exit()
+    try:
+        left = os_layer.descendants()
+    except OSError as exc:
+        await _sweep_blind(os_layer, watcher, force, log, exc, spare_groups)
+        return
     if not left:
         return
     log.info(
@@ -114,14 +123,76 @@ async def sweep(
         pids=left[:100],
     )
     os_layer.kill_all(signal.SIGTERM, spare_groups)
+    signalled = set(left)
+    while left and not force.is_set():
+        for pid in left:
+            if pid not in signalled:
+                signalled.add(pid)
+                try:
+                    os_layer.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        await _first(exited.wait, force.wait)
+        exited = watcher.next_exit()
+        try:
+            left = os_layer.descendants()
+        except OSError:
+            left = []
     if force.is_set():
-        kill_everything(os_layer)
+        await kill_everything(os_layer, watcher)
     await watcher.wait_no_children()
 
 
-def kill_everything(os_layer: OSLayer) -> None:
-    """SIGKILL every process left in our tree (a forced shutdown with orphans to reap)."""
-    os_layer.kill_all(signal.SIGKILL)
+async def _sweep_blind(
+    os_layer: OSLayer,
+    watcher: ExitWatcher,
+    force: trio.Event,
+    log: Logger,
+    exc: OSError,
+    spare_groups: frozenset[int],
+) -> None:
+    """No /proc: say so, and do what can be done without it."""
+    if os_layer.is_pid1:
+        log.warning(
+            "sweep",
+            f"cannot list the processes left behind ({exc.strerror or exc}; mount proc on /proc "
+            "so they can be found); sending SIGTERM to every process of the namespace instead",
+        )
+        os_layer.kill_all(signal.SIGTERM, spare_groups)  # kill(-1) needs no /proc
+    else:
+        log.warning(
+            "sweep",
+            f"cannot list the processes left behind ({exc.strerror or exc}; mount proc on /proc "
+            "so they can be found); only the processes trinit started were stopped, and whatever "
+            "they left running may outlive trinit",
+        )
+    if force.is_set():
+        await kill_everything(os_layer, watcher)
+    await watcher.wait_no_children()
+
+
+async def kill_everything(os_layer: OSLayer, watcher: ExitWatcher) -> None:
+    """SIGKILL every process left in our tree (a forced shutdown with orphans to reap), again
+    after each exit, until we have no child left: a process that re-forks cannot slip by."""
+    gone = False
+
+    async def no_children() -> None:
+        nonlocal gone
+        await watcher.wait_no_children()
+        gone = True
+
+    while True:
+        exited = watcher.next_exit()
+        os_layer.kill_all(signal.SIGKILL)
+        await _first(exited.wait, no_children)
+        if gone:
+            return
+        try:
+            if not os_layer.descendants():  # nothing new since: only reaping is left
+                await watcher.wait_no_children()
+                return
+        except OSError:
+            pass  # no /proc: kill_all again at the next exit (as PID 1 it still reaches all)
 
 
 async def _first(*waits: Callable[[], Awaitable[object]]) -> None:

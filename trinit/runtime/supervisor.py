@@ -231,6 +231,7 @@ class Runtime:
                         if not self.run_phase:  # nothing would ever end the run: stop jobs, then exit
                             self.request_shutdown("there is no run-phase process")
                         await self._shutdown_requested.wait()
+                        drain_by = trio.current_time() + self.config.shutdown_timeout
                         assert self._shutdown_reason is not None
                         await self._shutdown.run(self._shutdown_reason)
                         procs.cancel_scope.cancel()
@@ -241,7 +242,7 @@ class Runtime:
                     raise
                 finally:
                     self.boot.restore()
-                await self.spawner.drain()
+                await self.spawner.drain(drain_by, self.log)
                 outer.cancel_scope.cancel()
         finally:
             self.finished.set()

@@ -211,8 +211,13 @@ class RealOS:
             except ProcessLookupError:
                 return 0
             return -1
+        if pids is None:
+            try:
+                pids = self.descendants()
+            except OSError:  # no /proc: nothing can be found (the sweep says so)
+                return 0
         count = 0
-        for pid in self.descendants() if pids is None else pids:
+        for pid in pids:
             try:
                 if spare_groups and os.getpgid(pid) in spare_groups:
                     continue
@@ -230,12 +235,22 @@ class RealOS:
             return None
 
     def descendants(self) -> list[int]:
-        """Our descendants, from /proc (children, grandchildren, …)."""
+        """Our descendants (children, grandchildren, …), from /proc.
+
+        Raises OSError when /proc cannot be read (not mounted, say): then nothing can be
+        found, and the caller must say so rather than believe nothing is left.
+        """
+        try:
+            return self._descendants_from_children()
+        except OSError:  # no CONFIG_PROC_CHILDREN, or no /proc: the full scan tells which
+            pass
         parents: dict[int, list[int]] = {}
         try:
             entries = os.listdir("/proc")
-        except OSError:
-            return []
+        except OSError as exc:
+            raise OSError(exc.errno, f"/proc cannot be read: {exc.strerror}") from exc
+        if "self" not in entries:
+            raise OSError(errno.ENOENT, "/proc is not mounted")
         for entry in entries:
             if not entry.isdigit():
                 continue
@@ -250,9 +265,34 @@ class RealOS:
         found: list[int] = []
         todo = [self.pid]
         while todo:
-            for child in parents.get(todo.pop(), ()):
-                found.append(child)
-                todo.append(child)
+            kids = parents.get(todo.pop(), [])
+            found += kids
+            todo += kids
+        return found
+
+    def _descendants_from_children(self) -> list[int]:
+        """Each process's ``children`` file from ours down: no full scan of /proc, so a process
+        that keeps re-forking is caught between two of its forks. OSError if there is none."""
+        found: list[int] = []
+        todo = [self.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                if pid == self.pid:
+                    raise
+                continue  # gone meanwhile
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                        kids = [int(kid) for kid in f.read().split()]
+                except OSError:
+                    if pid == self.pid:
+                        raise
+                    continue
+                found += kids
+                todo += kids
         return found
 
     def describe(self, pid: int) -> str:

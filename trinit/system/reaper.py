@@ -49,6 +49,10 @@ class ExitWatcher(Protocol):
 
     def watch(self, pid: int) -> Waiter: ...
 
+    def next_exit(self) -> trio.Event:
+        """Set once the next child is reaped (the sweep's rounds wait on it, never polling)."""
+        ...
+
     async def wait_no_children(self) -> None: ...
 
     async def wait_group_gone(self, pgid: int) -> None: ...
@@ -113,6 +117,7 @@ class Reaper:
     def dispatch(self) -> None:
         """Hand the collected statuses to their waiters (in trio's context: it sets events)."""
         found_list = self._found
+        reaped_any = bool(found_list)
         while found_list:
             pid, raw = found_list.popleft()
             self._os.release(pid, raw)
@@ -130,8 +135,12 @@ class Reaper:
                 self.on_orphan(pid, raw)
         if self._childless:
             self._no_children.set()
-        self._reaped.set()
-        self._reaped = trio.Event()
+        if reaped_any:
+            self._reaped.set()
+            self._reaped = trio.Event()
+
+    def next_exit(self) -> trio.Event:
+        return self._reaped
 
     async def wait_no_children(self) -> None:
         """Return once we have no child left at all (everything was reaped)."""
@@ -185,6 +194,9 @@ class PidfdWatcher:
             self._live.discard(waiter)
             self._changed.set()
             self._changed = trio.Event()
+
+    def next_exit(self) -> trio.Event:
+        return self._changed
 
     async def wait_no_children(self) -> None:
         while self._live:
