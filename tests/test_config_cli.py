@@ -67,3 +67,41 @@ def test_check_usage_errors_say_what_is_wrong(args: list[str], message: str) -> 
     out = subprocess.run([sys.executable, "-m", "trinit", "check", *args], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.splitlines()[0] == message
+
+
+@pytest.mark.parametrize(
+    ("env_text", "message"),
+    [
+        ("GOOD=1\nSECRET_HASH$6$abc\n", "line 2: expected KEY=value (the line is not shown: it may hold a secret)"),
+        (None, "cannot read the env file: No such file or directory"),
+    ],
+    ids=["bad-line", "missing"],
+)
+def test_a_bad_env_file_is_a_config_error_before_anything_starts(
+    tmp_path: pathlib.Path, env_text: str | None, message: str
+) -> None:
+    """SPEC §4: env_file is checked before anything starts; the line's content is never shown."""
+    if env_text is not None:
+        (tmp_path / "app.env").write_text(env_text)
+    marker = tmp_path / "side-started"
+    (tmp_path / "trinit.toml").write_text(
+        f"""
+[process.side]
+command = ["sh", "-c", "touch {marker}; sleep 5"]
+
+[process.app]
+command = ["true"]
+main = true
+env_file = "app.env"
+after = {{ side = "started" }}
+"""
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "trinit", "-c", "trinit.toml"], capture_output=True, text=True, cwd=tmp_path, timeout=30
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f'trinit: error: trinit.toml: process "app": env_file: {tmp_path / "app.env"}: {message}'
+    ]
+    assert "SECRET_HASH" not in proc.stderr
+    assert not marker.exists(), "nothing may start before the env files are checked"

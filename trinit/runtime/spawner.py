@@ -18,7 +18,7 @@ import trio
 from .._errors import TrinitError
 from ..io.output import pump_output
 from ..io.writer import stdio_writer
-from ..system.environ import build_env, resolve_credentials
+from ..system.environ import build_env, check_env_files, resolve_credentials
 from .process import ProcessHandle, StartFailure
 from .stopping import terminate
 
@@ -57,6 +57,7 @@ class Spawner:
 
     def __attrs_post_init__(self) -> None:
         self._creds = {p.name: resolve_credentials(p) for p in self.config.processes}
+        check_env_files(self.config.processes, self._creds, self.config.source)
 
     def watcher_or_fail(self) -> ExitWatcher:
         if self.watcher is None:

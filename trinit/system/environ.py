@@ -10,7 +10,7 @@ import grp
 import os
 import pwd
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -105,6 +105,24 @@ _LINE = re.compile(
     r"""(?:"(?P<dq>(?:[^"\\]|\\.)*)"\s*(?:\#.*)?|'(?P<sq>[^']*)'\s*(?:\#.*)?|(?P<raw>.*))"""
 )
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+
+
+def check_env_files(
+    specs: Iterable[ProcessSpec], creds: Mapping[str, Credentials | None], source: str | None
+) -> None:
+    """Read every ``env_file`` once before anything starts (SPEC §4): a missing, unreadable
+    or bad file is a config error then, not a failed start after others are running."""
+    errors: list[str] = []
+    for spec in specs:
+        if spec.env_file is None:
+            continue
+        try:
+            read_env_file(spec.env_file, creds.get(spec.name))
+        except ConfigError as exc:
+            head = f'{source}: process "{spec.name}"' if source else f'process "{spec.name}"'
+            errors += [f"{head}: env_file: {e}" for e in exc.errors]
+    if errors:
+        raise ConfigError(errors)
 
 
 def read_env_file(path: str, creds: Credentials | None = None) -> dict[str, str]:
