@@ -363,3 +363,10 @@ def test_zero_config_runs_the_command_as_main() -> None:
 def test_apply_cli_without_options_changes_nothing() -> None:
     config = Config(processes=[ProcessSpec(name="app", command=["app"], main=True, stop_timeout=7)])
     assert apply_cli(config, parse("-c", "unused.toml")) == config
+
+
+def test_help_says_what_v_and_q_do() -> None:
+    """Issue 10 defect 19: the help said "-vv: debug" although -v already showed debug lines."""
+    assert "-vv: debug" not in HELP
+    assert "warnings and errors only with a COMMAND" in HELP
+    assert "each -v adds a level (lifecycle, then\n                            debug)" in HELP
