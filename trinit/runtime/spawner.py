@@ -162,6 +162,8 @@ class Spawner:
         writer.start()
         on_line = runner.log_watch.feed if runner.log_watch is not None else None
         assert self.nursery is not None
+        if self._pumps == 0 and self._pumps_done.is_set():  # a start after every pump had ended
+            self._pumps_done = trio.Event()
         self._pumps += 1
         pump = functools.partial(
             pump_output,
