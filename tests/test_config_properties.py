@@ -232,6 +232,7 @@ def test_valid_configs_round_trip(case: tuple[dict[str, Any], dict[str, dict[str
             source="t.toml",
             shutdown_timeout=config.shutdown_timeout,
             log_format=config.log_format,
+            control_socket=config.control_socket,
         )
         == config
     )

@@ -87,9 +87,9 @@ async def test_the_supervisor_handle_end_to_end(kids: Children) -> None:
         assert kids.got("cache", "TERM", pid) and kids.got("cache", "exit", pid)
         assert not alive(pid)
         stopped = sup.status()["cache"]
-        assert stopped.state == "exited" and stopped.pid is None and stopped.restarts == 1
+        assert stopped.state == "stopped" and stopped.pid is None and stopped.restarts == 1
         await trio.sleep(0.5)  # restart = "on-failure" must not bring it back either
-        assert sup.status()["cache"].state == "exited"
+        assert sup.status()["cache"].state == "stopped"
         assert len([r for r in kids.records() if r[:2] == ("cache", "start")]) == 2
         with pytest.raises(ProcessLookupError):
             sup.send_signal("cache", HUP)
@@ -128,7 +128,7 @@ async def test_stop_and_restart_of_a_stopped_process(kids: Children) -> None:
         b = sup.status()["b"].pid
         await sup.stop("a")
         await sup.stop("a")  # a second stop is a no-op
-        assert sup.status()["a"].state == "exited"
+        assert sup.status()["a"].state == "stopped"
         assert sup.status()["b"].pid == b and sup.status()["b"].state == "ready"
         assert kids.events("TERM") == [("a", "TERM")]
         # restart() of a stopped process starts it again.

@@ -87,6 +87,8 @@ class Options:
         self.shutdown_timeout: float | None = None
         self.verbosity: int | None = None
         self.log_format: str | None = None
+        #: The control socket's path (SPEC §8); None: the config's (or none in zero-config mode).
+        self.control_socket: str | None = None
         self.command: list[str] = []
         self.help = False
         self.version = False
@@ -105,6 +107,7 @@ _WITH_VALUE = {
     "--stop-timeout": "stop_timeout",
     "--shutdown-timeout": "shutdown_timeout",
     "--log-format": "log_format",
+    "--control-socket": "control_socket",
 }
 _FLAGS = {
     "-g": "process_group",
@@ -207,6 +210,8 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
                     if value not in ("text", "json"):
                         raise ValueError(value)
                     opts.log_format = value
+                elif what == "control_socket":
+                    opts.control_socket = _socket_path(value, name)
             except ValueError:
                 raise UsageError(f"option {name}: invalid value {value!r} ({_EXPECTED[what]})") from None
         i += 1
@@ -217,6 +222,8 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
         opts.process_group = True
     if not opts.subreaper and _truthy(environ.get("TRINIT_SUBREAPER")):
         opts.subreaper = True
+    if opts.control_socket is None and environ.get("TRINIT_CONTROL_SOCKET"):
+        opts.control_socket = _socket_path(environ["TRINIT_CONTROL_SOCKET"], "TRINIT_CONTROL_SOCKET")
     if opts.shutdown_timeout is None and environ.get("TRINIT_SHUTDOWN_TIMEOUT"):
         from .parse import parse_duration
 
@@ -250,6 +257,21 @@ _EXPECTED = {
     "shutdown_timeout": 'a duration like 9, "500ms" or "1m"',
     "log_format": "text or json",
 }
+
+
+#: sun_path holds 108 bytes, the last one a NUL.
+MAX_SOCKET_PATH = 107
+
+
+def _socket_path(value: str, name: str) -> str:
+    if not value:
+        raise UsageError(f"{name}: the control socket path is empty")
+    if len(value.encode("utf-8", "surrogateescape")) > MAX_SOCKET_PATH:
+        raise UsageError(
+            f"{name}: the control socket path is longer than {MAX_SOCKET_PATH} bytes, "
+            "the limit of a unix socket address; use a shorter path"
+        )
+    return value
 
 
 def _truthy(value: str | None) -> bool:

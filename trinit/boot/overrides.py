@@ -42,8 +42,8 @@ def apply_cli(config: Config, opts: Options) -> Config:
     """``config`` with every option ``opts`` gives taken over it (pure: no files, no env).
 
     ``-- CMD`` replaces the main process's command (or adds a main process); ``-g`` and
-    ``-t`` apply to the main process; ``--shutdown-timeout`` and ``--log-format`` to
-    ``[trinit]``.
+    ``-t`` apply to the main process; ``--shutdown-timeout``, ``--log-format`` and
+    ``--control-socket`` to ``[trinit]``.
     """
     import attrs
 
@@ -63,9 +63,11 @@ def apply_cli(config: Config, opts: Options) -> Config:
             values["stop_timeout"] = opts.stop_timeout
         new_main = ProcessSpec._trusted(values)
         processes = tuple(new_main if p is main_spec else p for p in processes)
-    settings = {
-        "shutdown_timeout": config.shutdown_timeout if opts.shutdown_timeout is None else opts.shutdown_timeout,
-        "log_format": config.log_format if opts.log_format is None else opts.log_format,
-        "ready_file": config.ready_file,
-    }
+    settings = config.settings()
+    if opts.shutdown_timeout is not None:
+        settings["shutdown_timeout"] = opts.shutdown_timeout
+    if opts.log_format is not None:
+        settings["log_format"] = opts.log_format
+    if opts.control_socket is not None:
+        settings["control_socket"] = opts.control_socket
     return Config._trusted(processes, settings, source=config.source)

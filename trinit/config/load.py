@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from .._errors import ConfigError
+from . import defaults
 from .graph import check_graph
 from .model import Config, ProcessSpec
 from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_after
@@ -128,7 +129,11 @@ def config_from_mapping(
         trinit = dict(trinit)
         if isinstance(trinit.get("ready_file"), str) and trinit["ready_file"]:
             trinit["ready_file"] = _absolute(trinit["ready_file"], base_dir)
+        if isinstance(trinit.get("control_socket"), str) and trinit["control_socket"]:
+            trinit["control_socket"] = _absolute(trinit["control_socket"], base_dir)
         settings = check_trinit(trinit, trinit_problems)
+        # A config file serves the control socket unless it says otherwise (SPEC §8).
+        settings.setdefault("control_socket", defaults.CONTROL_SOCKET)
     errors += trinit_problems.errors
 
     tables = data.get("process", {})
@@ -291,8 +296,7 @@ def with_main_command(config: Config, argv: Sequence[str]) -> Config:
         processes = [*config.processes, ProcessSpec(name="main", command=list(argv), main=True)]
     # The graph is unchanged (a command is not part of it; a new "main" has no after and
     # its name is free), so the rest is not checked again.
-    settings = {"shutdown_timeout": config.shutdown_timeout, "log_format": config.log_format}
-    return Config._trusted(processes, dict(settings, ready_file=config.ready_file), source=config.source)
+    return Config._trusted(processes, config.settings(), source=config.source)
 
 
 __all__ = [

@@ -24,7 +24,7 @@ from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
 from .probes import ReadySpec
-from .validate import Draft, check_process, check_trinit, resolve_after
+from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
 from .values import (
     Condition,
     LogFormat,
@@ -175,6 +175,8 @@ class Config:
     shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT
     log_format: LogFormat = defaults.LOG_FORMAT  # type: ignore[assignment]
     ready_file: str | None = None
+    #: The control socket's path (SPEC §8); None: no socket (the default for a Config built in code).
+    control_socket: str | None = None
     #: Where the config came from, for messages ("trinit.toml"); None for keyword construction.
     source: str | None = None
 
@@ -185,9 +187,15 @@ class Config:
         shutdown_timeout: float | str | None = None,
         log_format: str | None = None,
         ready_file: str | None = None,
+        control_socket: str | bool | None = None,
         source: str | None = None,
     ) -> None:
-        given = {"shutdown_timeout": shutdown_timeout, "log_format": log_format, "ready_file": ready_file}
+        given = {
+            "shutdown_timeout": shutdown_timeout,
+            "log_format": log_format,
+            "ready_file": ready_file,
+            "control_socket": control_socket,
+        }
         values, errors = check_config(
             list(processes), {k: v for k, v in given.items() if v is not None}, source=source
         )
@@ -203,6 +211,10 @@ class Config:
         config = cls.__new__(cls)
         config.__attrs_init__(processes=tuple(processes), source=source, **settings)
         return config
+
+    def settings(self) -> dict[str, Any]:
+        """The ``[trinit]`` keys, as ``_trusted`` takes them (to rebuild with other processes)."""
+        return {key: getattr(self, key) for key in TRINIT_KEYS}
 
     def main_process(self) -> ProcessSpec | None:
         return next((p for p in self.processes if p.main), None)

@@ -35,6 +35,7 @@ from .values import (
     positive_duration,
     show,
     signal_number,
+    socket_path,
     text,
     user_or_group,
     valid_name,
@@ -287,7 +288,7 @@ def _kind_rules(given: Mapping[str, Any], values: dict[str, Any], problems: Prob
 
 # --------------------------------------------------------------------------- [trinit] keys
 
-TRINIT_KEYS = ("shutdown_timeout", "log_format", "ready_file")
+TRINIT_KEYS = ("shutdown_timeout", "log_format", "ready_file", "control_socket")
 
 
 def check_trinit(given: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
@@ -307,6 +308,7 @@ _TRINIT_PARSERS: dict[str, Any] = {
     "shutdown_timeout": duration,
     "log_format": one_of("text", "json"),
     "ready_file": text,
+    "control_socket": socket_path,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 from .._text import escape_controls
 from ..boot.parse import parse_duration, parse_signal
+from . import defaults
 
 Condition = Literal["started", "ready", "completed"]
 RestartPolicy = Literal["no", "on-failure", "always"]
@@ -130,6 +131,24 @@ def text(value: object) -> str:
         raise Bad("must not be empty")
     _passable(value)
     return value
+
+
+#: sun_path holds 108 bytes, the last one a NUL.
+_MAX_SOCKET_PATH = 107
+
+
+def socket_path(value: object) -> str | None:
+    """``control_socket``: a path, ``true`` for the default one, or ``false`` for none."""
+    if value is False:
+        return None
+    if value is True:
+        return defaults.CONTROL_SOCKET
+    if not isinstance(value, str):
+        raise Bad(f"must be a path, true or false (got {show(value)})")
+    path = text(value)
+    if len(path.encode("utf-8", "surrogateescape")) > _MAX_SOCKET_PATH:
+        raise Bad(f"is longer than {_MAX_SOCKET_PATH} bytes, the limit of a unix socket address; use a shorter path")
+    return path
 
 
 def _encodes(value: str) -> bool:

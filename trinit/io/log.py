@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from .._text import escape_controls, escape_json_controls
@@ -71,6 +72,9 @@ class Logger:
         self._writer = writer
         #: Lines dropped since the last one that got through (reported then reset).
         self.dropped = 0
+        #: Gets every event but debug ones as a dict, whatever the verbosity (the event
+        #: stream of SPEC §8); None while nobody follows.
+        self.listener: Callable[[dict[str, object]], None] | None = None
 
     @property
     def writer(self) -> FdWriter:
@@ -98,6 +102,8 @@ class Logger:
         **fields: object,
     ) -> None:
         """Write one event line if ``level`` passes the verbosity filter; never blocks."""
+        if self.listener is not None and level != "debug":
+            self.listener(self._event(level, event, message, process, pid, fields))
         if _RANK[level] < _threshold(self.verbosity):
             return
         line = self._format(level, event, message, process, pid, fields)
@@ -181,6 +187,22 @@ class Logger:
             return True
         return False
 
+    @staticmethod
+    def _event(
+        level: Level, event: str, message: str, process: str | None, pid: int | None, fields: dict[str, object]
+    ) -> dict[str, object]:
+        obj: dict[str, object] = {
+            "ts": rfc3339_utc(),
+            "level": level,
+            "event": event,
+            "process": process,
+            "pid": pid,
+            "message": message,
+        }
+        for key, value in fields.items():
+            obj[key + "_" if key in _RESERVED else key] = value
+        return obj
+
     def _format(
         self,
         level: Level,
@@ -191,16 +213,7 @@ class Logger:
         fields: dict[str, object],
     ) -> bytes:
         if self.log_format == "json":
-            obj: dict[str, object] = {
-                "ts": rfc3339_utc(),
-                "level": level,
-                "event": event,
-                "process": process,
-                "pid": pid,
-                "message": message,
-            }
-            for key, value in fields.items():
-                obj[key + "_" if key in _RESERVED else key] = value
+            obj = self._event(level, event, message, process, pid, fields)
             text = escape_json_controls(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str))
         else:
             if process is None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import steer
+
 if TYPE_CHECKING:
+    from .events import EventStream
     from .process import ProcessStatus
     from .supervisor import Runtime
 
@@ -39,20 +42,45 @@ class Supervisor(metaclass=_NoPublicConstructor):
         return self._runtime.status()
 
     def send_signal(self, name: str, sig: int) -> None:
-        """Send ``sig`` to ``name``'s running process (its group with ``signal_group``)."""
-        self._runtime.send_signal(name, sig)
+        """Send ``sig`` to ``name``'s running process (its group with ``signal_group``).
+
+        Raises ProcessLookupError if it is not running, KeyError for an unknown name.
+        """
+        steer.send_signal(self._runtime, name, sig)
 
     async def wait_ready(self, name: str) -> None:
-        """Return once ``name`` is ready (a oneshot: has completed); raise if it never will be."""
-        await self._runtime.wait_ready(name)
+        """Return once ``name`` is ready (a oneshot: has completed); raise TrinitError if it never will be."""
+        await steer.wait_for(self._runtime, [name], "ready")
+
+    async def start(self, name: str, *, wait: bool = False) -> None:
+        """Start a stopped, exited or failed process (a oneshot runs again) once its ``after`` holds.
+
+        ``wait``: return once it is ready (a oneshot: completed). Raises TrinitError if it
+        is running already or the shutdown has begun.
+        """
+        await steer.start(self._runtime, [name], wait=wait)
 
     async def stop(self, name: str) -> None:
-        """Stop ``name`` for good with its stop signal and grace; return once it has exited."""
-        await self._runtime.stop(name)
+        """Stop ``name`` with its stop signal and grace; it stays stopped until started.
+
+        Returns once it has exited. Stopping the main process begins the shutdown.
+        """
+        await steer.stop(self._runtime, [name], wait=True)
 
     async def restart(self, name: str) -> None:
-        """Stop ``name``'s process and start it again (a finished one starts anew)."""
-        await self._runtime.restart(name)
+        """Stop ``name``'s process and start it again (a finished one starts anew).
+
+        Never a failure, and never counted toward ``max_restarts``.
+        """
+        await steer.restart(self._runtime, [name], background=False)
+
+    def events(self) -> EventStream:
+        """Follow what happens from now on: an async iterator of event dicts (SPEC §6 fields).
+
+        It ends when the run ends, or with an ``overflow`` event if it falls 10,000 events
+        behind. Use it in a ``with`` block (or call ``close()``) to stop following.
+        """
+        return self._runtime.events.follow()
 
     async def wait(self) -> int:
         """Wait until the run has ended (by itself or a shutdown); return its exit code."""

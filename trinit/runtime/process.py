@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 #: The status strings of SPEC §7.
-StatusName = Literal["waiting", "starting", "running", "ready", "stopping", "exited", "failed", "skipped"]
+StatusName = Literal[
+    "waiting", "starting", "running", "ready", "stopping", "exited", "failed", "skipped", "stopped"
+]
 
 
 class StartFailure(Exception):

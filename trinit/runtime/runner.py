@@ -8,6 +8,7 @@ stops it. It sees the runtime only through :class:`RunnerHost`, so it is tested 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,8 +17,8 @@ import trio
 
 from ..system.status import ExitStatus
 from .policy import Kind, decide
-from .process import ProcessHandle, ProcessStatus, StartFailure, log_exit, start_error
-from .state import EndReason, State, check_transition
+from .process import ProcessHandle, StartFailure, log_exit, start_error
+from .state import STOPS, EndReason, State, check_transition
 from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class Runner:
     _adopted: ProcessHandle | None = None
     _left: ProcessHandle | None = None  # the last run's, while its process group may outlive it
     done: trio.Event = attrs.field(factory=trio.Event)
+    #: Wall-clock time of the last state change (``since`` of ``ctl status``).
+    since: float = attrs.field(factory=time.time)
 
     @property
     def name(self) -> str:
@@ -105,12 +108,13 @@ class Runner:
 
     @property
     def gone_for_good(self) -> bool:
-        """A long-running process ended with no restart to come (a library ``stop()`` aside)."""
-        return self.final and not self.spec.oneshot and self._end is not EndReason.STOP
+        """A long-running process ended with no restart to come (a user's stop aside)."""
+        return self.final and not self.spec.oneshot and self._end not in STOPS
 
-    def status(self) -> ProcessStatus:
-        pid = self.handle.pid if self.handle is not None else None
-        return ProcessStatus(self.name, self.state.public, pid, self.restarts, self.last_status)
+    @property
+    def held(self) -> bool:
+        """Stopped by a user (or about to be): stays stopped until started again."""
+        return self._end is EndReason.HOLD
 
     # -- conditions others wait for ----------------------------------------------------------
 
@@ -127,11 +131,8 @@ class Runner:
     # -- what others ask of it -----------------------------------------------------------------
 
     def adopt(self, handle: ProcessHandle) -> None:
-        """Take over a process started before the runtime (the CLI's fast start).
-
-        It is running whatever happens next (a shutdown may already be under way), so
-        it is this runner's from now on: stopped in order and its status recorded.
-        """
+        """Take over a process started before the runtime (the CLI's fast start): it is
+        running whatever happens next, so it is this runner's, stopped in order."""
         self._adopted = self.handle = handle
         self.last_pid = handle.pid
         self._move(State.RUNNING)
@@ -141,9 +142,11 @@ class Runner:
         if self._pending is not None:
             self._pending.cancel()
 
-    async def stop(self, sig: int | None = None) -> None:
-        """Stop for good (shutdown or a library ``stop()``): cancel what is pending, end the process."""
-        self._end = EndReason.STOP
+    async def stop(self, sig: int | None = None, *, hold: bool = False) -> None:
+        """Stop for good: cancel what is pending, end the process. ``hold``: a user's stop (it
+        ends ``stopped`` and stays so; the shutdown's stop does not undo that)."""
+        if hold or self._end is not EndReason.HOLD:
+            self._end = EndReason.HOLD if hold else EndReason.STOP
         self.wake()
         handle = self.handle or self._left
         if handle is not None:
@@ -155,12 +158,12 @@ class Runner:
         handle = self.handle
         if handle is None:
             return
-        if self._end is not EndReason.STOP:
+        if self._end not in STOPS:
             self._end = EndReason.RESTART
         await self._terminate(handle)
 
     def revive(self) -> None:
-        """Make a finished runner wait for its conditions again (a library ``restart()``)."""
+        """Make a finished runner wait for its conditions again (a start or restart)."""
         self._move(State.WAITING)
         self._end = None
         self.done = trio.Event()
@@ -173,11 +176,11 @@ class Runner:
             if await self._await_start():
                 await self._attempts()
             elif not self.final:  # stopped, or the shutdown began, before it could start
-                why = "it was stopped" if self._end is EndReason.STOP else "the shutdown began"
+                why = "it was stopped" if self._end in STOPS else "the shutdown began"
                 self.host.log.info(
                     "skipped", f"was not started: {why} before it could start", process=self.name
                 )
-                self._finish(State.SKIPPED)
+                self._finish(State.STOPPED if self.held else State.SKIPPED)
         finally:
             if not self.final and (self.handle is None or self.handle.exited):
                 self.handle = None
@@ -186,6 +189,7 @@ class Runner:
     def _move(self, state: State) -> None:
         check_transition(self.state, state)
         self.state = state
+        self.since = time.time()
         self.host.notify(self)
 
     def _finish(self, state: State) -> None:
@@ -193,7 +197,11 @@ class Runner:
         self.done.set()
 
     def _cancelled(self) -> bool:
-        return self._end is EndReason.STOP or (self.host.shutting_down and self.spec.phase == "run")
+        return self._end in STOPS or (self.host.shutting_down and self.spec.phase == "run")
+
+    def _ended(self) -> State:
+        """How a run that trinit cut short (a stop, the shutdown) ends."""
+        return State.STOPPED if self.held else State.EXITED
 
     async def _await_start(self) -> bool:
         if self._adopted is not None:
@@ -234,7 +242,7 @@ class Runner:
         spec = self.spec
         while True:
             if self.state is State.BACKOFF and self._cancelled():
-                self._finish(State.EXITED)
+                self._finish(self._ended())
                 return
             status, run_time = await self._run_once()
             self._left, self.handle = self.handle, None
@@ -244,8 +252,8 @@ class Runner:
                 self._finish(State.EXITED if status is not None else State.FAILED)
                 self.host.main_exited(self, status, failed_without_exit)
                 return
-            if end is EndReason.STOP or (end is EndReason.RESTART and self._cancelled()):
-                self._finish(State.EXITED)
+            if end in STOPS or (end is EndReason.RESTART and self._cancelled()):
+                self._finish(self._ended())
                 return
             if end is EndReason.RESTART:
                 self._end = None
@@ -271,7 +279,7 @@ class Runner:
                 self._fail(code or 1)
                 return
             if self._cancelled():  # the shutdown began: no restart or retry, and none announced
-                self._finish(State.EXITED)
+                self._finish(self._ended())
                 return
             if decision.kind is Kind.RETRY:
                 attempt = f"attempt {decision.consecutive + 1} of {spec.retries + 1}"
@@ -282,19 +290,18 @@ class Runner:
                 self._log_restart(decision.delay, f"restart {decision.consecutive}")
             self._move(State.BACKOFF)
             if not await self._sleep(decision.delay):
-                self._finish(State.EXITED)
+                self._finish(self._ended())
                 return
 
     def _success(self, status: ExitStatus) -> bool:
         return status.signal is None and status.spawn_errno is None and status.code in self.spec.success_codes
 
     def _log_restart(self, delay: float, why: str) -> None:
-        message = f"restarting in {delay:g} s ({why})"
-        self.host.log.info("restarting", message, process=self.name, delay=delay, restarts=self.restarts)
+        message, n = f"restarting in {delay:g} s ({why})", self.restarts
+        self.host.log.info("restarting", message, process=self.name, delay=delay, restarts=n)
 
     async def _sleep(self, delay: float) -> bool:
         """Back off before the next attempt; False if a stop or the shutdown cancelled it.
-
         A stop job runs during the shutdown, so only a stop (or the budget) ends its back-off.
         """
         if self._cancelled():
@@ -320,7 +327,7 @@ class Runner:
         handle = self._adopted  # started before the runtime: already running, whatever comes next
         self._adopted = None
         if handle is None:
-            if self._end is not EndReason.STOP:
+            if self._end not in STOPS:
                 self._end = None
             self._move(State.STARTING)
             try:
@@ -355,7 +362,7 @@ class Runner:
             nursery.cancel_scope.cancel()
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
-        caused_by_us = self._end in (EndReason.STOP, EndReason.RESTART)
+        caused_by_us = self._end in STOPS or self._end is EndReason.RESTART
         log_exit(self.host.log, handle, status, run_time, quiet=caused_by_us or self._success(status))
         return status, run_time
 

@@ -29,6 +29,8 @@ class State(enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    #: Stopped on request (``trinit ctl stop``, the library's ``stop()``): stays stopped until started.
+    STOPPED = "stopped"
 
     @property
     def public(self) -> StatusName:
@@ -36,7 +38,7 @@ class State(enum.Enum):
 
     @property
     def final(self) -> bool:
-        """Nothing more happens on its own: only a library ``restart()`` revives it."""
+        """Nothing more happens on its own: only a start or restart revives it."""
         return self in FINAL
 
     @property
@@ -48,12 +50,19 @@ class State(enum.Enum):
 class EndReason(enum.Enum):
     """Why trinit ended (or skipped) the current run, when it was not the process's own doing."""
 
+    #: The shutdown stops it.
     STOP = "stop"
+    #: A user stopped it (``ctl stop``, ``stop()``): it stays stopped until started again.
+    HOLD = "hold"
     RESTART = "restart"
     NOT_READY = "not_ready"
     TIMED_OUT = "timed_out"
     #: Skipped: a process it waits for can never meet its condition.
     DEPENDENCY = "dependency"
+
+
+#: trinit ends the process for good (no restart, no retry).
+STOPS = frozenset({EndReason.STOP, EndReason.HOLD})
 
 
 class IllegalTransition(RuntimeError):
@@ -62,22 +71,22 @@ class IllegalTransition(RuntimeError):
 
 _PUBLIC = {State.BACKOFF: "exited", State.COMPLETED: "exited"}
 
-FINAL = frozenset({State.EXITED, State.COMPLETED, State.FAILED, State.SKIPPED})
+FINAL = frozenset({State.EXITED, State.COMPLETED, State.FAILED, State.SKIPPED, State.STOPPED})
 
-_ENDED_RUN = {State.BACKOFF, State.EXITED, State.COMPLETED, State.FAILED}
+_ENDED_RUN = {State.BACKOFF, State.EXITED, State.COMPLETED, State.FAILED, State.STOPPED}
 
 #: The one table of allowed moves.
 TRANSITIONS: dict[State, frozenset[State]] = {
     # RUNNING: a process started before the runtime is adopted as it is.
-    State.WAITING: frozenset({State.STARTING, State.RUNNING, State.SKIPPED}),
+    State.WAITING: frozenset({State.STARTING, State.RUNNING, State.SKIPPED, State.STOPPED}),
     # A spawn that failed ends the attempt right there.
     State.STARTING: frozenset({State.RUNNING, *_ENDED_RUN}),
     State.RUNNING: frozenset({State.READY, State.STOPPING, *_ENDED_RUN}),
     State.READY: frozenset({State.STOPPING, *_ENDED_RUN}),
     # A second stop (the shutdown after a failed probe) stays in STOPPING.
     State.STOPPING: frozenset({State.STOPPING, *_ENDED_RUN}),
-    State.BACKOFF: frozenset({State.STARTING, State.EXITED, State.FAILED}),
-    # A library restart() of a finished process waits for its conditions again.
+    State.BACKOFF: frozenset({State.STARTING, State.EXITED, State.FAILED, State.STOPPED}),
+    # A start or restart of a finished process waits for its conditions again.
     **{s: frozenset({State.WAITING}) for s in FINAL},
 }
 

@@ -9,21 +9,25 @@ and :mod:`.stopping`'s, signals :mod:`.signal_policy`'s, process-wide effects :m
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from .._errors import TrinitError
 from ..system.status import ExitStatus
+from . import steer
 from .bootstrap import Bootstrap
+from .control import ControlServer
+from .events import EventHub
+from .process import ProcessStatus
 from .readiness import LogWatch, wait_ready
 from .ready_file import ReadyFile
 from .runner import Runner
 from .shutdown import Shutdown, only_cancelled
 from .signal_policy import on_signal
 from .spawner import Spawner
+from .state import State
 
 if TYPE_CHECKING:
     from ..config.plan import Plan
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from ..io.writer import FdWriter
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
-    from .process import ProcessHandle, ProcessStatus
+    from .process import ProcessHandle
 
 #: trinit's own exit code when it hit an internal error (EX_SOFTWARE of sysexits.h).
 INTERNAL_ERROR = 70
@@ -95,6 +99,7 @@ class Runtime:
         self._shutdown_reason: str | None = None
         self._shutdown_requested = trio.Event()
         self._changed = trio.Event()
+        self.events = EventHub(log)
         self.runners: dict[str, Runner] = {}
         for spec in self.config.processes:
             runner = Runner(spec, self, start_after=tuple(plan.start_after.get(spec.name, ())))
@@ -103,6 +108,8 @@ class Runtime:
                 runner.log_watch = LogWatch(spec.ready.target)
             self.runners[spec.name] = runner
         self.run_phase = [r for r in self.runners.values() if r.spec.phase == "run"]
+        #: Where each process comes in the start order (several names are applied in it).
+        self.start_rank = {name: i for i, name in enumerate(plan.order)}
         self._live = {r.name for r in self.run_phase}
         self._down = {r.name for r in self.run_phase}
         self._forwarders: dict[str, Any] = {}
@@ -110,6 +117,7 @@ class Runtime:
         self._main = next((r for r in self.run_phase if r.spec.main), None)
         self._shutdown = Shutdown(self)
         self._procs: trio.Nursery | None = None
+        self.control = ControlServer(self, self.config.control_socket) if self.config.control_socket else None
         self.internal_error: BaseException | None = None
         self.exit_code: int | None = None
 
@@ -123,6 +131,11 @@ class Runtime:
     def forwarded_to(self) -> list[str]:
         return list(self._forwarders)
 
+    @property
+    def all_up(self) -> bool:
+        """The ``ready_file`` condition (SPEC §4), which ``probe ready`` answers too."""
+        return not self._down and not self.shutting_down
+
     # -- RunnerHost ------------------------------------------------------------------------------
 
     def runner(self, name: str) -> Runner:
@@ -135,6 +148,7 @@ class Runtime:
         """A runner's state changed: wake waiters, keep forwarding, ``ready_file`` and the end in step."""
         self._changed.set()
         self._changed = trio.Event()
+        self.events.state_changed(runner)
         name = runner.name
         if runner.spec.forward_signals and runner.handle is not None and not runner.handle.exited:
             self._forwarders[name] = runner.handle.signal
@@ -143,7 +157,7 @@ class Runtime:
         self.boot.set_targets(tuple(self._forwarders.values()))
         if runner.spec.phase != "run":
             return
-        if runner.final:
+        if runner.final and runner.state is not State.STOPPED:  # a stopped one may be started again
             self._live.discard(name)
             if not self._live and self._main is None and not self.shutting_down:
                 self.request_shutdown("every process has finished")
@@ -153,7 +167,7 @@ class Runtime:
             self._down.add(name)
         if runner.gone_for_good:  # the main process exited, or a service with no restart to come
             self.ready_file.retire()
-        self.ready_file.update(not self._down and not self.shutting_down)
+        self.ready_file.update(self.all_up)
 
     def process_failed(self, runner: Runner, code: int) -> None:
         if self.shutting_down:
@@ -235,6 +249,7 @@ class Runtime:
                         assert self._shutdown_reason is not None
                         await self._shutdown.run(self._shutdown_reason)
                         procs.cancel_scope.cancel()
+                    self._procs = None
                 except BaseException as exc:
                     self.internal_error = exc
                     with trio.CancelScope(shield=True):
@@ -243,14 +258,19 @@ class Runtime:
                 finally:
                     self.boot.restore()
                 await self.spawner.drain(drain_by, self.log)
+                if self.control is not None:
+                    await self.control.close()
                 outer.cancel_scope.cancel()
         finally:
+            self.events.close()
             self.finished.set()
         self.exit_code = self._final_code()
         return self.exit_code
 
     def _start(self, nursery: trio.Nursery) -> None:
         self.spawner.watcher = self.boot.start_watcher(nursery, self._on_orphan)
+        if self.control is not None:
+            self.control.open(nursery)
         # Processes started before trio (the CLI's fast start) are watched before the
         # first drain, so their exit is theirs and not an "orphan", and they are forwarding
         # targets before the signals held since start-up are let through.
@@ -279,43 +299,46 @@ class Runtime:
             code = 0
         return code
 
-    # -- what the public handle asks -----------------------------------------------------------
+    # -- what steering (ctl, the library handle) needs -------------------------------------------
 
     def status(self) -> dict[str, ProcessStatus]:
-        return {name: r.status() for name, r in self.runners.items()}
+        return {
+            name: ProcessStatus(
+                name, r.state.public, r.handle.pid if r.handle else None, r.restarts, r.last_status
+            )
+            for name, r in self.runners.items()
+        }
+
+    def launch(self, runner: Runner) -> None:
+        """Run a finished process's life again: it waits for its conditions, then starts."""
+        assert self._procs is not None
+        runner.revive()
+        self._live.add(runner.name)
+        self._procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+
+    def in_background(self, fn: Callable[..., Awaitable[object]], *args: Any) -> None:
+        """Carry out a request after its reply (a ``ctl stop`` without ``--wait``); once the
+        processes' nursery has closed there is nothing left to carry it out on."""
+        if self._procs is not None:
+            self._procs.start_soon(fn, *args)
+
+    # The handle's operations, for trinit.testing's make_supervisor (the handle calls steer).
 
     def send_signal(self, name: str, sig: int) -> None:
-        handle = self._lookup(name).handle
-        if handle is None:
-            raise ProcessLookupError(f"process {name!r} is not running")
-        handle.signal(sig)
+        steer.send_signal(self, name, sig)
 
     async def wait_ready(self, name: str) -> None:
-        runner = self._lookup(name)
-        while not (runner.ready or runner.completed):
-            if runner.final:
-                raise TrinitError(f"process {name!r} will not become ready: it is {runner.state.public}")
-            await self._changed.wait()
+        await steer.wait_for(self, [name], "ready")
+
+    async def start(self, name: str, *, wait: bool = False) -> None:
+        await steer.start(self, [name], wait=wait)
 
     async def stop(self, name: str) -> None:
-        await self._lookup(name).stop()
+        await steer.stop(self, [name], wait=True)
 
     async def restart(self, name: str) -> None:
-        runner = self._lookup(name)
-        if runner.handle is not None:
-            await runner.restart()
-            return
-        if runner.final and not self.shutting_down and self._procs is not None:
-            runner.revive()
-            self._live.add(runner.name)
-            self._procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+        await steer.restart(self, [name], background=False)
 
     async def wait(self) -> int:
         await self.finished.wait()
         return self._final_code()
-
-    def _lookup(self, name: str) -> Runner:
-        try:
-            return self.runners[name]
-        except KeyError:
-            raise KeyError(f"no process named {name!r}; known: {', '.join(self.runners)}") from None

@@ -59,6 +59,8 @@ class FakeLog(Logger):
             when = None
         entry = LogEvent(when, level, event, message, process, pid, dict(fields))
         self.events.append(entry)
+        if self.listener is not None and level != "debug":  # the event stream, as Logger feeds it
+            self.listener(self._event(level, event, message, process, pid, fields))
         for name, who, hook in list(self._hooks):
             if name == event and (who is None or who == process):
                 hook(entry)
