@@ -600,3 +600,10 @@ def test_the_client_imports_neither_trio_nor_attrs(
     assert not {
         m for m in modules if m.startswith(("trinit.runtime", "trinit.config.model", "trinit.system"))
     }
+
+
+def test_trinit_help_names_ctl_probe_and_the_control_socket() -> None:
+    from trinit.boot.argv import HELP, USAGE
+
+    assert "trinit ctl [--socket PATH]" in USAGE and "trinit probe ready|live" in USAGE
+    assert "--control-socket PATH" in HELP and "TRINIT_CONTROL_SOCKET" in HELP and CONTROL_SOCKET in HELP
