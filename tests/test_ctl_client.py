@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from ctl_fake import FakeServer, Handler, canned
 
+from trinit.boot.argv import HELP, USAGE
 from trinit.config.defaults import CONTROL_SOCKET
 
 NO_ANSWER_TAIL = "is trinit running with its control socket on?"
@@ -603,7 +604,5 @@ def test_the_client_imports_neither_trio_nor_attrs(
 
 
 def test_trinit_help_names_ctl_probe_and_the_control_socket() -> None:
-    from trinit.boot.argv import HELP, USAGE
-
     assert "trinit ctl [--socket PATH]" in USAGE and "trinit probe ready|live" in USAGE
     assert "--control-socket PATH" in HELP and "TRINIT_CONTROL_SOCKET" in HELP and CONTROL_SOCKET in HELP
