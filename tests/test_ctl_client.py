@@ -606,3 +606,34 @@ def test_the_client_imports_neither_trio_nor_attrs(
 def test_trinit_help_names_ctl_probe_and_the_control_socket() -> None:
     assert "trinit ctl [--socket PATH]" in USAGE and "trinit probe ready|live" in USAGE
     assert "--control-socket PATH" in HELP and "TRINIT_CONTROL_SOCKET" in HELP and CONTROL_SOCKET in HELP
+
+
+def test_a_request_longer_than_trinit_reads_is_a_usage_error(serve: Any, sock: str) -> None:
+    server = serve(canned({}))
+    proc = run("ctl", "--socket", sock, "stop", *(f"worker-{i:05d}" for i in range(6000)))
+    assert proc.returncode == 2
+    assert "the request is longer than trinit reads (64 KiB)" in proc.stderr
+    assert server.requests == []
+
+
+def test_a_closed_stdout_is_no_traceback(serve: Any, sock: str) -> None:
+    serve(canned({"status": {"ok": True, "processes": PROCESSES}}))
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'exec "$@" >&-',
+            "sh",
+            sys.executable,
+            "-m",
+            "trinit",
+            "ctl",
+            "--socket",
+            sock,
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")

@@ -29,15 +29,22 @@ __all__ = ["main", "run_ctl", "run_probe"]
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _say(text: str) -> None:
+    """One message on stderr (if there is a stderr)."""
+    if sys.stderr is not None:
+        sys.stderr.write(text)
 
 
 def _refused(prog: str, reply: Mapping[str, object]) -> int:
     errors = reply.get("errors")
     lines = [str(e) for e in errors] if isinstance(errors, list) and errors else []
     lines = lines or [str(reply.get("error") or f"refused ({reply.get('code', 'no reason given')})")]
-    sys.stderr.write("".join(f"{prog}: {escape_controls(line)}\n" for line in lines))
+    _say("".join(f"{prog}: {escape_controls(line)}\n" for line in lines))
     return 1
 
 
@@ -76,7 +83,7 @@ def _follow(conn: Connection, raw: bool) -> int:
         kind = event.get("event")
         _write(line.decode("utf-8", "backslashreplace") + "\n" if raw else event_line(event) + "\n")
         if kind == "overflow":
-            sys.stderr.write(
+            _say(
                 f"trinit ctl: trinit dropped {event.get('dropped')} events and closed the stream: "
                 "this follower did not keep up (is its output read fast enough?)\n"
             )
@@ -94,14 +101,14 @@ def run_probe(what: str, path: str) -> int:
             conn.send({"cmd": "probe", "what": what})
             reply = conn.reply()
     except NoAnswer as exc:
-        sys.stderr.write(f"trinit probe: no trinit answers on {escape_controls(path)} ({exc})\n")
+        _say(f"trinit probe: no trinit answers on {escape_controls(path)} ({exc})\n")
         return 1
     if not reply["ok"]:
         return _refused("trinit probe", reply)
     if reply.get(what) is True:
         return 0
     reason = reply.get("reason")
-    sys.stderr.write(
+    _say(
         f"trinit probe: not {what}" + (f": {escape_controls(str(reason))}\n" if reason else "\n")
     )
     return 1
@@ -110,7 +117,8 @@ def run_probe(what: str, path: str) -> int:
 def _exit(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except OSError:  # a closed pipe: nothing more can be said
             pass
     os._exit(code)
@@ -136,13 +144,13 @@ def main(args: list[str], environ: Mapping[str, str] | None = None) -> NoReturn:
         try:
             _exit(run_ctl(cmd))
         except NoAnswer as exc:
-            sys.stderr.write(
+            _say(
                 f"trinit ctl: no trinit answers on {escape_controls(cmd.socket)} ({exc}); "
                 "is trinit running with its control socket on?\n"
             )
             _exit(3)
     except UsageError as exc:
-        sys.stderr.write(f"{prog}: {exc}\nRun '{prog} --help' for usage.\n")
+        _say(f"{prog}: {exc}\nRun '{prog} --help' for usage.\n")
         _exit(2)
     except BrokenPipeError:  # `trinit ctl events | head`: the reader has had enough
         _exit(0)

@@ -8,6 +8,8 @@ the client: the duration and signal parsers of :mod:`.parse`, nothing of trio or
 
 from __future__ import annotations
 
+import json
+
 from ..config.defaults import CONTROL_SOCKET
 from .argv import UsageError
 from .ctl_client import check_socket_path
@@ -23,6 +25,8 @@ __all__ = ["CTL_HELP", "PROBE_HELP", "REPLY_TIMEOUT", "Command", "parse_ctl", "p
 #: How long a reply may take to a request that does not wait for anything (status, signal, a
 #: probe...): a trinit that does not answer within it counts as not answering.
 REPLY_TIMEOUT = 10.0
+#: The longest request line trinit reads (docs/control.md).
+MAX_REQUEST = 65536
 
 CTL_HELP = f"""\
 usage: trinit ctl [--socket PATH] COMMAND [ARG...]
@@ -211,6 +215,10 @@ def parse_ctl(args: list[str], environ: Mapping[str, str]) -> Command | None:
         cmd.request["dry_run"] = "--dry-run" in options
     elif name == "events":
         cmd.timeout = REPLY_TIMEOUT  # for the first reply; the stream itself may be idle for ever
+    if len(json.dumps(cmd.request)) + 8 > MAX_REQUEST:  # + the "v" the client adds
+        raise UsageError(
+            f"{name}: the request is longer than trinit reads (64 KiB): name fewer processes at once"
+        )
     return cmd
 
 
