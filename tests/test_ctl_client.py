@@ -637,3 +637,13 @@ def test_a_closed_stdout_is_no_traceback(serve: Any, sock: str) -> None:
         timeout=60,
     )
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_events_json_escapes_what_could_drive_a_terminal_keeping_the_value(serve: Any, sock: str) -> None:
+    raw = '{"event":"x","process":null,"pid":null,"message":"a\u009b2Jb\u2028c"}\n'.encode()
+    serve(lambda request: [{"ok": True}, raw, EVENTS[-1]])
+    proc = run("ctl", "--socket", sock, "events", "--json")
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.isascii() and "\\u009b" in first
+    assert json.loads(first)["message"] == "a\u009b2Jb\u2028c"

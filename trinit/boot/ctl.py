@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .._text import escape_controls
+from .._text import escape_controls, escape_json_controls
 from .argv import UsageError
 from .ctl_args import CTL_HELP, PROBE_HELP, REPLY_TIMEOUT, Command, parse_ctl, parse_probe
 from .ctl_client import Connection, NoAnswer
@@ -35,9 +35,13 @@ def _write(text: str) -> None:
 
 
 def _say(text: str) -> None:
-    """One message on stderr (if there is a stderr)."""
-    if sys.stderr is not None:
-        sys.stderr.write(text)
+    """One message on stderr, if there is a stderr that takes it (the exit code says it anyway)."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+    except OSError:
+        pass
 
 
 def _refused(prog: str, reply: Mapping[str, object]) -> int:
@@ -81,7 +85,8 @@ def _follow(conn: Connection, raw: bool) -> int:
     done = False
     for line, event in conn.lines():
         kind = event.get("event")
-        _write(line.decode("utf-8", "backslashreplace") + "\n" if raw else event_line(event) + "\n")
+        # raw: as trinit sent it, but with DEL, C1 and U+2028 as \u escapes (the same JSON value)
+        _write(escape_json_controls(line.decode("utf-8")) + "\n" if raw else event_line(event) + "\n")
         if kind == "overflow":
             _say(
                 f"trinit ctl: trinit dropped {event.get('dropped')} events and closed the stream: "
@@ -108,9 +113,7 @@ def run_probe(what: str, path: str) -> int:
     if reply.get(what) is True:
         return 0
     reason = reply.get("reason")
-    _say(
-        f"trinit probe: not {what}" + (f": {escape_controls(str(reason))}\n" if reason else "\n")
-    )
+    _say(f"trinit probe: not {what}" + (f": {escape_controls(str(reason))}\n" if reason else "\n"))
     return 1
 
 
