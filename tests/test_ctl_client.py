@@ -70,45 +70,47 @@ def iso(delta: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=delta)).isoformat()
 
 
-PROCESSES: list[dict[str, Any]] = [
-    {
-        "name": "cache",
-        "kind": "service",
-        "state": "ready",
-        "pid": 10,
-        "restarts": 2,
-        "since": iso(-125),
-        "last_exit": {"signal": "TERM"},
-        "health": "healthy",
-        "status_text": None,
-        "next_run": None,
-    },
-    {
-        "name": "app",
-        "kind": "main",
-        "state": "running",
-        "pid": 12,
-        "restarts": 0,
-        "since": iso(-7300),
-        "last_exit": None,
-        "health": None,
-        "status_text": "serving \x1b[31m42 clients",
-        "next_run": None,
-        "from_a_newer_trinit": [1, 2],
-    },
-    {
-        "name": "backup",
-        "kind": "scheduled",
-        "state": "exited",
-        "pid": None,
-        "restarts": 0,
-        "since": iso(-620),
-        "last_exit": {"code": 3},
-        "health": None,
-        "status_text": None,
-        "next_run": iso(3 * 3600 + 1800),
-    },
-]
+def processes() -> list[dict[str, Any]]:
+    """Three process objects with times relative to now (so made when the test runs)."""
+    return [
+        {
+            "name": "cache",
+            "kind": "service",
+            "state": "ready",
+            "pid": 10,
+            "restarts": 2,
+            "since": iso(-125),
+            "last_exit": {"signal": "TERM"},
+            "health": "healthy",
+            "status_text": None,
+            "next_run": None,
+        },
+        {
+            "name": "app",
+            "kind": "main",
+            "state": "running",
+            "pid": 12,
+            "restarts": 0,
+            "since": iso(-7300),
+            "last_exit": None,
+            "health": None,
+            "status_text": "serving \x1b[31m42 clients",
+            "next_run": None,
+            "from_a_newer_trinit": [1, 2],
+        },
+        {
+            "name": "backup",
+            "kind": "scheduled",
+            "state": "exited",
+            "pid": None,
+            "restarts": 0,
+            "since": iso(-620),
+            "last_exit": {"code": 3},
+            "health": None,
+            "status_text": None,
+            "next_run": iso(3 * 3600 + 1800),
+        },
+    ]
 
 
 # ------------------------------------------------------------------------------------- requests
@@ -186,7 +188,7 @@ def test_socket_may_come_after_the_command(serve: Any, sock: str) -> None:
 
 
 def test_status_prints_a_table_sized_to_its_content(serve: Any, sock: str) -> None:
-    serve(canned({"status": {"ok": True, "processes": PROCESSES}}))
+    serve(canned({"status": {"ok": True, "processes": processes()}}))
     proc = run("ctl", "--socket", sock, "status")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -214,7 +216,7 @@ def test_status_prints_a_table_sized_to_its_content(serve: Any, sock: str) -> No
 
 
 def test_status_drops_health_and_info_when_no_process_has_them(serve: Any, sock: str) -> None:
-    plain = [{**p, "health": None, "status_text": None, "next_run": None} for p in PROCESSES]
+    plain = [{**p, "health": None, "status_text": None, "next_run": None} for p in processes()]
     serve(canned({"status": {"ok": True, "processes": plain}}))
     proc = run("ctl", "--socket", sock, "status")
     header = proc.stdout.splitlines()[0].split()
@@ -223,10 +225,11 @@ def test_status_drops_health_and_info_when_no_process_has_them(serve: Any, sock:
 
 
 def test_status_json_prints_the_process_objects_as_they_came(serve: Any, sock: str) -> None:
-    serve(canned({"status": {"ok": True, "processes": PROCESSES}}))
+    sent = processes()
+    serve(canned({"status": {"ok": True, "processes": sent}}))
     proc = run("ctl", "--socket", sock, "status", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == PROCESSES  # unknown fields included
+    assert json.loads(proc.stdout) == sent  # unknown fields included
 
 
 EVENTS: list[dict[str, Any]] = [
@@ -583,7 +586,7 @@ def imported(stderr: str) -> set[str]:
 @pytest.mark.parametrize(
     ("args", "reply"),
     [
-        (["ctl", "status"], {"ok": True, "processes": PROCESSES}),
+        (["ctl", "status"], {"ok": True, "processes": processes()}),
         (["ctl", "events"], {"ok": True}),
         (["probe", "live"], {"ok": True, "live": True, "reason": None}),
     ],
@@ -617,7 +620,7 @@ def test_a_request_longer_than_trinit_reads_is_a_usage_error(serve: Any, sock: s
 
 
 def test_a_closed_stdout_is_no_traceback(serve: Any, sock: str) -> None:
-    serve(canned({"status": {"ok": True, "processes": PROCESSES}}))
+    serve(canned({"status": {"ok": True, "processes": processes()}}))
     proc = subprocess.run(
         [
             "sh",
@@ -640,10 +643,10 @@ def test_a_closed_stdout_is_no_traceback(serve: Any, sock: str) -> None:
 
 
 def test_events_json_escapes_what_could_drive_a_terminal_keeping_the_value(serve: Any, sock: str) -> None:
-    raw = '{"event":"x","process":null,"pid":null,"message":"a\u009b2Jb\u2028c"}\n'.encode()
+    raw = '{"event":"x","process":null,"pid":null,"message":"a\u009b2Jb\u2028c\x7f"}\n'.encode()
     serve(lambda request: [{"ok": True}, raw, EVENTS[-1]])
     proc = run("ctl", "--socket", sock, "events", "--json")
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
-    assert first.isascii() and "\\u009b" in first
-    assert json.loads(first)["message"] == "a\u009b2Jb\u2028c"
+    assert first.isascii() and "\\u009b" in first and "\x7f" not in first
+    assert json.loads(first)["message"] == "a\u009b2Jb\u2028c\x7f"

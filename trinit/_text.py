@@ -25,4 +25,4 @@ def escape_controls(text: str) -> str:
 
 def escape_json_controls(text: str) -> str:
     """A JSON text with the control characters json.dumps leaves raw escaped as ``\\uXXXX``."""
-    return text if text.isascii() else text.translate(_JSON)
+    return text if text.isascii() and "\x7f" not in text else text.translate(_JSON)
