@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what bench/inits.py and bench/scale.py need on a fresh Debian/Ubuntu machine.
+# Install what bench/inits.py, bench/scale.py and bench/ctl.py need on a fresh Debian/Ubuntu machine.
 # Run as root:  sudo bash bench/setup.sh
 # Idempotent: re-running it only checks that everything is in place.
 set -euo pipefail
@@ -46,6 +46,6 @@ fi
 echo "setup.sh: ok"
 echo "  tini:        $(tini --version 2>&1 | head -n1)"
 echo "  dumb-init:   $(dumb-init --version 2>&1 | head -n1)"
-echo "  supervisord: $("$venv/bin/supervisord" --version 2>&1 | head -n1) ($venv/bin/supervisord)"
+echo "  supervisord: $("$venv/bin/supervisord" --version 2>&1 | head -n1) ($venv/bin/supervisord, supervisorctl beside it)"
 echo "  cc:          $(cc --version | head -n1)"
 echo "  unshare:     $(unshare --version | head -n1)"

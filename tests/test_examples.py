@@ -218,6 +218,8 @@ def test_dockerfile() -> None:
     assert f"APP_DIR={app_dir}" in envs  # the config's cwd = "${APP_DIR:-.}"
 
     assert by_kind["STOPSIGNAL"] == ["SIGTERM"]
+    (healthcheck,) = by_kind["HEALTHCHECK"]
+    assert healthcheck.endswith('CMD ["trinit", "probe", "live"]')  # exec form: no shell needed
     text = DOCKERFILE.read_text()
     assert 'ENTRYPOINT ["trinit", "--"]' in text  # the zero-config form, in a comment
     assert "shutdown_timeout" in text
@@ -263,11 +265,13 @@ def test_pod_grace_matches_shutdown_timeout(config: dict[str, Any]) -> None:
     assert grace <= shutdown_timeout + 5  # a budget much shorter than the grace wastes it
 
 
-def test_pod_readiness_probe_uses_ready_file(config: dict[str, Any]) -> None:
+def test_pod_probes_ask_trinit(config: dict[str, Any]) -> None:
     lines = POD.read_text().splitlines()
-    probe = "\n".join(yaml_block(lines, "readinessProbe"))
-    assert config["trinit"]["ready_file"] in probe
-    assert "exec:" in probe
+    readiness = "\n".join(yaml_block(lines, "readinessProbe"))
+    assert 'command: ["trinit", "probe", "ready"]' in readiness
+    liveness = "\n".join(yaml_block(lines, "livenessProbe"))
+    assert 'command: ["trinit", "probe", "live"]' in liveness
+    assert config["trinit"]["ready_file"] in POD.read_text()  # named as the file-based alternative
     text = POD.read_text()
     assert "command:" not in text.split("containers:", 1)[1].split("readinessProbe:", 1)[0], (
         "command: would replace the image's ENTRYPOINT, so trinit would not be PID 1"

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import signal
 
-from ..config.defaults import LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
+from ..config.defaults import CONTROL_SOCKET, LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-USAGE = "usage: trinit [OPTIONS] [--] COMMAND [ARG...]\n       trinit -c FILE [OPTIONS] [-- COMMAND...]\n       trinit check [-c FILE]\n"
+USAGE = (
+    "usage: trinit [OPTIONS] [--] COMMAND [ARG...]\n"
+    "       trinit -c FILE [OPTIONS] [-- COMMAND...]\n"
+    "       trinit check [-c FILE]\n"
+    "       trinit ctl [--socket PATH] status|start|stop|restart|signal|wait|events|...\n"
+    "       trinit probe ready|live [--socket PATH]\n"
+)
 
 HELP = (
     USAGE
@@ -51,6 +57,10 @@ options:
       --log-format text|json
                             trinit's log lines, and prefixed process output
                             (default {LOG_FORMAT})
+      --control-socket PATH
+                            the control socket `trinit ctl` and `trinit probe` use
+                            (default {CONTROL_SOCKET} with -c; off without -c
+                            unless given) [env TRINIT_CONTROL_SOCKET]
       --version             print the version
   -h, --help                print this help
 
@@ -61,6 +71,8 @@ Exit codes: the main process's code, 128+N if signal N killed it; 127 command no
   trinit -- python3 app.py              zero-config: a drop-in for tini / dumb-init
   trinit -c trinit.toml                 an app plus sidecars and one-shot jobs
   trinit check -c trinit.toml           validate a config, print the start and stop plan
+  trinit ctl status                     see and steer a running trinit (trinit ctl -h)
+  trinit probe live                     exit 0 or 1: for HEALTHCHECK and exec probes
 """
 )
 

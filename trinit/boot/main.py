@@ -1,4 +1,4 @@
-"""``trinit``: the fast start, ``trinit check``, and the exit.
+"""``trinit``: the fast start, ``trinit check``, ``trinit ctl`` / ``probe``, and the exit.
 
 The only module that prints usage or errors and leaves the process. Its fast start blocks
 the signals trinit handles, parses argv (:mod:`.argv`) with no heavy import, and in
@@ -38,8 +38,12 @@ def _fail_config(errors: list[str]) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """The ``trinit`` console script and ``python -m trinit``."""
-    _signals.block()
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["ctl"], ["probe"]):  # a client of a running trinit: no signal held, nothing heavy
+        from .ctl import main as ctl_main
+
+        ctl_main(args)
+    _signals.block()
     if args[:1] == ["check"]:
         _signals.unblock()
         _check(args[1:])
