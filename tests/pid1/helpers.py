@@ -323,9 +323,14 @@ class Harness:
         if pid1:
             require_namespaces()
         args = list(args)
-        if lifecycle and not _config_mode(args) and not (env or {}).get("TRINIT_CONFIG"):
+        config_mode = _config_mode(args) or bool((env or {}).get("TRINIT_CONFIG"))
+        if lifecycle and not config_mode:
             args.insert(0, "-v")
         self._count += 1
+        if config_mode and "TRINIT_CONTROL_SOCKET" not in (env or {}):
+            # A config serves /run/trinit/control.sock by default: keep each run's in its own folder
+            # (unless the test sets one, or the config does with its own key: the env would win).
+            env = {**(env or {}), "TRINIT_CONTROL_SOCKET": str(self.tmp / f"ctl-{self._count}.sock")}
         stderr_path = self.tmp / f"trinit-{self._count}.stderr"
         stdout_path = self.tmp / f"trinit-{self._count}.stdout" if capture_stdout else None
         argv = [TRINIT, *args]

@@ -126,7 +126,8 @@ class Runner:
         return self.completed
 
     def can_never_satisfy(self, condition: Condition) -> bool:
-        return self.final and not self.satisfies(condition)
+        # A stopped process may be started again: what waits for it waits on.
+        return self.final and self.state is not State.STOPPED and not self.satisfies(condition)
 
     # -- what others ask of it -----------------------------------------------------------------
 
