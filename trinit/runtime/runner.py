@@ -104,6 +104,10 @@ class Runner:
         return self.completed or (self.failed and self.spec.on_failure == "ignore")
 
     @property
+    def stopped(self) -> bool:  # by a library or ``ctl`` stop, or the shutdown
+        return self._end is EndReason.STOP
+
+    @property
     def gone_for_good(self) -> bool:
         """A long-running process ended with no restart to come (a library ``stop()`` aside)."""
         return self.final and not self.spec.oneshot and self._end is not EndReason.STOP
@@ -167,19 +171,23 @@ class Runner:
 
     # -- the life ------------------------------------------------------------------------------
 
-    async def lifecycle(self) -> None:
-        """Run the process to its end under its policies; returns once it is final."""
+    async def lifecycle(self, *, wait: bool = True, run: bool = True) -> bool:
+        """Wait for its ``after``, then run it to its end under its policies; False (and final) if a stop,
+        the shutdown or a dependency that can never hold came first (a scheduled job: §11, scheduler)."""
         try:
-            if await self._await_start():
-                await self._attempts()
-            elif not self.final:  # stopped, or the shutdown began, before it could start
+            if not wait or await self._await_start():
+                if run:
+                    await self._attempts()
+                return True
+            if not self.final:  # stopped, or the shutdown began, before it could start
                 why = "it was stopped" if self._end is EndReason.STOP else "the shutdown began"
                 self.host.log.info(
                     "skipped", f"was not started: {why} before it could start", process=self.name
                 )
                 self._finish(State.SKIPPED)
+            return False
         finally:
-            if not self.final and (self.handle is None or self.handle.exited):
+            if run and not self.final and (self.handle is None or self.handle.exited):
                 self.handle = None
                 self._finish(State.SKIPPED if self.state is State.WAITING else State.EXITED)
 

@@ -17,10 +17,12 @@ import trio
 
 from .._errors import TrinitError
 from ..system.status import ExitStatus
+from ..system.wallclock import RealWallClock
 from .bootstrap import Bootstrap
 from .readiness import LogWatch, wait_ready
 from .ready_file import ReadyFile
 from .runner import Runner
+from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
 from .signal_policy import on_signal
 from .spawner import Spawner
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from ..io.writer import FdWriter
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
+    from ..system.wallclock import WallClock
     from .process import ProcessHandle, ProcessStatus
 
 #: trinit's own exit code when it hit an internal error (EX_SOFTWARE of sysexits.h).
@@ -71,6 +74,7 @@ class Runtime:
         stderr: FdWriter | None = None,
         prestarted: Mapping[str, int | OSError] | None = None,
         watcher: ExitWatcher | None = None,
+        wall_clock: WallClock | None = None,
     ) -> None:
         self.plan = plan
         self.config = plan.config
@@ -103,8 +107,12 @@ class Runtime:
                 runner.log_watch = LogWatch(spec.ready.target)
             self.runners[spec.name] = runner
         self.run_phase = [r for r in self.runners.values() if r.spec.phase == "run"]
-        self._live = {r.name for r in self.run_phase}
-        self._down = {r.name for r in self.run_phase}
+        # Scheduled jobs run until the shutdown, and do not count toward ready_file (SPEC §11).
+        self.scheduler = Scheduler(
+            self, self.runners.values(), wall_clock or RealWallClock(), self.spawner.environ
+        )
+        self._live = {r.name for r in self.run_phase if r.name not in self.scheduler}
+        self._down = set(self._live)
         self._forwarders: dict[str, Any] = {}
         self._fixed_code: int | None = None
         self._main = next((r for r in self.run_phase if r.spec.main), None)
@@ -141,11 +149,11 @@ class Runtime:
         else:
             self._forwarders.pop(name, None)
         self.boot.set_targets(tuple(self._forwarders.values()))
-        if runner.spec.phase != "run":
+        if runner.spec.phase != "run" or runner.name in self.scheduler:
             return
         if runner.final:
             self._live.discard(name)
-            if not self._live and self._main is None and not self.shutting_down:
+            if not self._live and self._main is None and not self.shutting_down and not self.scheduler.jobs:
                 self.request_shutdown("every process has finished")
         if runner.up:
             self._down.discard(name)
@@ -226,7 +234,11 @@ class Runtime:
                     async with trio.open_nursery() as procs:
                         self._procs = procs
                         for runner in self.run_phase:
-                            procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+                            if runner.name not in self.scheduler:
+                                procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+                        self.scheduler.start(procs)
+                        if self.scheduler.jobs and not self._down:  # only scheduled jobs: all is up
+                            self.ready_file.update(True)
                         task_status.started(self)
                         if not self.run_phase:  # nothing would ever end the run: stop jobs, then exit
                             self.request_shutdown("there is no run-phase process")
@@ -302,6 +314,9 @@ class Runtime:
 
     async def restart(self, name: str) -> None:
         runner = self._lookup(name)
+        if runner.handle is None and name in self.scheduler:  # between runs: one more run now
+            self.scheduler.job(name).trigger()
+            return
         if runner.handle is not None:
             await runner.restart()
             return
