@@ -381,6 +381,24 @@ async def test_a_stopped_job_stays_stopped_until_started(autojump_clock: MockClo
     assert fake.start_times("job") == [10, 42, 43]  # the run of 43 goes on: 50 is skipped
 
 
+async def test_a_job_stopped_before_its_first_run_starts_again_when_triggered(
+    autojump_clock: MockClock,
+) -> None:
+    config = Config([job("migrate"), job(every=10, after=["migrate"])])
+    fake = FakeOS({"migrate": Behaviour.exits(0, after=5)}, config=config, default=Behaviour.exits(0))
+    sup = make_supervisor(config, fake)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sup.run)
+        await trio.sleep(1)
+        await sup.stop("job")  # still waiting for migrate
+        await trio.sleep(1)
+        assert sup.status()["job"].state == "skipped"
+        assert sup.scheduler.job("job").trigger() is Trigger.WAITING
+        await trio.sleep(19)
+        sup.request_shutdown("test")
+    assert fake.start_times("job") == [5, 15]  # once migrate completed, then its grid from there
+
+
 # ------------------------------------------------------------------------------ the wall clock
 
 

@@ -76,6 +76,8 @@ class ScheduledJob:
     _running: bool = False
     _queued: bool = False
     _runs: trio.Nursery | None = None
+    #: Where the job's task runs (the runtime's), to start it again after a stop before its first run.
+    _home: trio.Nursery | None = None
     #: Set when a run (and any run queued behind it) has ended.
     idle: trio.Event = attrs.field(factory=trio.Event)
 
@@ -105,8 +107,14 @@ class ScheduledJob:
     def trigger(self) -> Trigger:
         """Run it now (``ctl start NAME``), respecting ``overlap``; a stopped job is started again
         and its schedule goes on."""
-        if self.host.shutting_down or (self.runner.final and not self._gated):
+        if self.host.shutting_down:
             return Trigger.REFUSED
+        if self.runner.final and not self._gated:
+            if not self.runner.stopped or self._home is None:
+                return Trigger.REFUSED  # skipped: its `after` can never hold
+            # Stopped while it waited for its `after`: wait again, and run once it holds.
+            self.runner.revive()
+            self._home.start_soon(self.run, name=f"trinit {self.name} schedule")
         if not self._gated:
             self._start_when_gated = True
             return Trigger.WAITING
@@ -320,6 +328,7 @@ class Scheduler:
     def start(self, nursery: trio.Nursery) -> None:
         """Start every job's task, and the clock watcher when a cron job needs it."""
         for job in self.jobs.values():
+            job._home = nursery
             nursery.start_soon(job.run, name=f"trinit {job.name} schedule")
         if any(job.runner.spec.schedule is not None for job in self.jobs.values()):
             nursery.start_soon(self._watch_clock, name="trinit wall clock")
