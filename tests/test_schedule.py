@@ -292,3 +292,12 @@ def test_check_prints_the_next_three_fire_times() -> None:
     ) in text
     utc = render_plan(make_plan(config), now=at("2030-03-30 12:00"), environ={})
     assert "fire times in UTC" in utc and "2030-03-31T03:30:00+00:00" in utc
+
+
+def test_check_needs_no_zone_for_every_jobs_and_says_when_tz_is_bad() -> None:
+    every = make_plan(Config([ProcessSpec("tick", ["t"], oneshot=True, every=60)]))
+    text = render_plan(every, now=at("2030-01-01 00:00"), environ={"TZ": "Mars/Base"})
+    assert "  tick  2030-01-01T00:01:00+00:00, 2030-01-01T00:02:00+00:00, 2030-01-01T00:03:00+00:00\n" in text
+    cron_plan = make_plan(Config([ProcessSpec("b", ["b"], oneshot=True, schedule="@daily")]))
+    text = render_plan(cron_plan, now=at("2030-01-01 00:00"), environ={"TZ": "Mars/Base"})
+    assert 'Scheduled jobs: TZ is "Mars/Base"' in text

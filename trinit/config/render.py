@@ -11,7 +11,7 @@ import os
 import shlex
 import time
 from collections.abc import Iterable, Mapping
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 
 from ..boot.parse import signal_name
 from .model import ProcessSpec
@@ -81,8 +81,10 @@ def _fire_times(jobs: list[ProcessSpec], now: float | None, environ: Mapping[str
     trinit started now and its ``after`` held at once)."""
     now = time.time() if now is None else now
     try:
-        zone: tzinfo = zone_from_environ(os.environ if environ is None else environ)
-    except ZoneError as exc:
+        zone: tzinfo = UTC
+        if any(spec.schedule is not None for spec in jobs):
+            zone = zone_from_environ(os.environ if environ is None else environ)
+    except ZoneError as exc:  # only a Config built by hand gets here: the loader refuses a bad TZ
         return ["", f"Scheduled jobs: {exc}"]
     width = max(len(s.name) for s in jobs)
     lines = ["", f"Scheduled jobs (the next three fire times in {zone}; an every grid from now):"]
