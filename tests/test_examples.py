@@ -34,7 +34,7 @@ PROCESS_KEYS = {
     "command", "shell", "main", "oneshot", "after", "ready", "restart", "restart_delay", "restart_delay_max",
     "restart_reset_after", "max_restarts", "on_failure", "success_codes", "timeout", "retries", "phase",
     "stop_signal", "stop_timeout", "signal_group", "forward_signals", "cwd", "env", "env_file", "inherit_env",
-    "user", "group", "output",
+    "user", "group", "output", "schedule", "every", "jitter", "overlap", "run_on_start",
 }  # fmt: skip
 READY_KINDS = {"exec", "tcp", "http", "file", "log"}
 READY_KEYS = READY_KINDS | {"interval", "attempt_timeout", "timeout"}
@@ -72,7 +72,7 @@ def test_config_uses_only_spec_keys(config: dict[str, Any]) -> None:
 
 def test_config_wiring(config: dict[str, Any]) -> None:
     procs = config["process"]
-    assert set(procs) == {"app", "cache", "provision", "flush"}
+    assert set(procs) == {"app", "cache", "provision", "snapshot", "flush"}
     assert [name for name, p in procs.items() if p.get("main")] == ["app"]
 
     app, cache, provision, flush = procs["app"], procs["cache"], procs["provision"], procs["flush"]
@@ -90,6 +90,14 @@ def test_config_wiring(config: dict[str, Any]) -> None:
     assert provision["retries"] >= 1
     assert seconds(provision["timeout"]) > 0
     assert provision.get("phase", "run") == "run"
+
+    snapshot = procs["snapshot"]
+    assert snapshot["oneshot"] is True
+    assert seconds(snapshot["every"]) >= 60 and seconds(snapshot["jitter"]) < seconds(snapshot["every"])
+    assert snapshot["run_on_start"] is True
+    assert snapshot["after"] == {"cache": "ready"}  # gates its first run
+    assert "on_failure" not in snapshot  # "ignore", the default of a scheduled job
+    assert snapshot["env"]["CACHE_PORT"] == cache["env"]["CACHE_PORT"]
 
     assert flush["oneshot"] is True
     assert flush["phase"] == "stop"
@@ -124,13 +132,14 @@ def test_config_commands_exist_and_expansions_have_defaults(config: dict[str, An
 
 
 def test_config_stop_path_fits_budget(config: dict[str, Any]) -> None:
-    """The longest stop path (provision, app, flush, cache) fits inside shutdown_timeout."""
+    """The longest stop path (provision, app, flush, snapshot, cache) fits inside shutdown_timeout."""
     procs = config["process"]
     budget = seconds(config["trinit"]["shutdown_timeout"])
     path = (
         seconds(procs["provision"].get("stop_timeout", 5))
         + seconds(procs["app"].get("stop_timeout", 5))
         + seconds(procs["flush"]["timeout"])
+        + seconds(procs["snapshot"].get("stop_timeout", 5))
         + seconds(procs["cache"].get("stop_timeout", 5))
     )
     assert path < budget
@@ -146,7 +155,7 @@ def test_config_loads_with_trinit(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
     cfg = load_config(str(CONFIG))
     names = {p.name for p in cfg.processes}
-    assert names == {"app", "cache", "provision", "flush"}
+    assert names == {"app", "cache", "provision", "snapshot", "flush"}
 
 
 def test_trinit_check_accepts_example() -> None:
@@ -159,8 +168,9 @@ def test_trinit_check_accepts_example() -> None:
     result = subprocess.run([exe, "check", "-c", str(CONFIG)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "warn" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
-    for name in ("app", "cache", "provision", "flush"):
+    for name in ("app", "cache", "provision", "snapshot", "flush"):
         assert name in result.stdout + result.stderr
+    assert "Scheduled jobs (the next three fire times" in result.stdout
 
 
 # -- Dockerfile.example --------------------------------------------------------------------------------
@@ -359,6 +369,14 @@ def test_programs_by_hand(tmp_path: Path) -> None:
         flushed = run("flush.py")
         assert flushed.returncode == 0, flushed.stderr
 
+        for _ in range(7):  # the scheduled job's program: a snapshot of the cache, the newest 5 kept
+            snap = run("snapshot.py")
+            assert snap.returncode == 0, snap.stderr
+            assert "snapshot: saved " in snap.stdout
+        snapshots = sorted((tmp_path / "snapshots").glob("cache-*.json"))
+        assert 1 <= len(snapshots) <= 5
+        assert "spool:summary" in json.loads(snapshots[-1].read_text())
+
         cache.send_signal(signal.SIGTERM)
         assert cache.wait(timeout=5) == 0
     finally:
@@ -376,3 +394,5 @@ def test_programs_by_hand(tmp_path: Path) -> None:
 
     failed = run("provision.py")  # nothing listens any more
     assert failed.returncode == 1 and "cannot connect to the app" in failed.stderr
+    failed = run("snapshot.py")
+    assert failed.returncode == 1 and "cannot read the cache" in failed.stderr

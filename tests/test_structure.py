@@ -245,6 +245,7 @@ TESTING_ALL = [
     "FakeLog",
     "FakeOS",
     "FakeProcess",
+    "FakeWallClock",
     "LogEvent",
     "Sent",
     "Spawn",

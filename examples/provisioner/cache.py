@@ -6,6 +6,7 @@ A line protocol over TCP on 127.0.0.1:${CACHE_PORT:-6380}; one request a line, o
     SET key value -> OK              (value: the rest of the line)
     GET key       -> VALUE value | NIL
     INCR key      -> VALUE n         (ERR when the value is not an integer)
+    DUMP          -> VALUE {...}     (every key, as one JSON object: what snapshot.py saves)
     anything else -> ERR message
 
 It loads ${TRINIT_EXAMPLE_DIR:-/tmp/trinit-example}/cache.json at start and saves its data there on
@@ -76,6 +77,8 @@ class Store:
         if command == "SET" and len(parts) == 3:
             self.data[parts[1]] = parts[2]
             return "OK"
+        if command == "DUMP" and len(parts) == 1:
+            return "VALUE " + json.dumps(self.data, sort_keys=True)
         if command == "INCR" and len(parts) == 2:
             try:
                 number = int(self.data.get(parts[1], "0")) + 1

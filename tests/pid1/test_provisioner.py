@@ -242,6 +242,13 @@ def test_provisioner_as_pid1(tmp_path: Path) -> None:
     assert times == sorted(times), f"stop order wrong: {sorted(zip(times, order, strict=True))}\n{diagnose()}"
     assert not any(what == "failed" for _, _, what, _ in events), diagnose()
 
+    # the scheduled snapshot ran as soon as the cache was ready (run_on_start), and only then
+    assert event_time(events, "cache", "listening", report) < min(
+        ns for ns, prog, what, _ in events if (prog, what) == ("snapshot", "start")
+    )
+    assert any(e[1:3] == ("snapshot", "done") for e in events), report
+    assert list((data / "snapshots").glob("cache-*.json")), report
+
     # the cache outlived the app and saved the flush job's summary
     saved = json.loads((data / "cache.json").read_text())
     summary = json.loads(saved["spool:summary"])

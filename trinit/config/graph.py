@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from .schedule import is_scheduled
 from .validate import Draft
 from .values import did_you_mean, place
 
@@ -62,6 +63,12 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
                     "after",
                     f'"{dep}" is a stop job (phase = "stop"): it runs during shutdown, '
                     "so nothing can start after it",
+                )
+            elif d.name not in jobs and is_scheduled(target.values):
+                add(
+                    d.name,
+                    "after",
+                    f'"{dep}" is a scheduled job: it runs again and again, so nothing can wait for it',
                 )
             else:
                 if (

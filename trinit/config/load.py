@@ -23,6 +23,7 @@ from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
 from .model import Config, ProcessSpec
+from .schedule import ZoneError, zone_from_environ
 from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_after
 from .values import Problems, did_you_mean, place, show
 
@@ -154,6 +155,12 @@ def config_from_mapping(
         drafts.append(draft)
 
     errors += check_graph(drafts, source=source)
+    cron_jobs = [d.name for d in drafts if d.values.get("schedule") is not None]
+    if cron_jobs:  # cron times are read in the zone of TZ (SPEC §11): it must be one
+        try:
+            zone_from_environ(env)
+        except ZoneError as exc:
+            errors += [f"{place(source, name)}: schedule: {exc}" for name in cron_jobs]
     if errors:
         # Each process's problems together, in file order; file-wide ones first.
         raise ConfigError(sorted(errors, key=_by_process(source, tables)))

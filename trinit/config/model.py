@@ -24,6 +24,7 @@ from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
 from .probes import ReadySpec
+from .schedule import Cron, Overlap
 from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
 from .values import (
     Condition,
@@ -81,6 +82,12 @@ class ProcessSpec:
     user: str | None = None
     group: str | None = None
     output: OutputMode = defaults.OUTPUT  # type: ignore[assignment]
+    #: A scheduled job (SPEC §11): cron times, or an interval in seconds; see ``config/schedule``.
+    schedule: Cron | None = None
+    every: float | None = None
+    jitter: float = 0.0
+    overlap: Overlap = "skip"
+    run_on_start: bool = False
     #: The ``after`` names given without a condition (array form).  Their condition is
     #: the default ("completed" on a oneshot, else "ready"), which ``Config`` fills in
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
@@ -118,6 +125,11 @@ class ProcessSpec:
         user: str | int | None = None,
         group: str | int | None = None,
         output: str | None = None,
+        schedule: str | Cron | None = None,
+        every: float | str | None = None,
+        jitter: float | str | None = None,
+        overlap: str | None = None,
+        run_on_start: bool | None = None,
         _after_implicit: Iterable[str] = (),
     ) -> None:
         given = {
@@ -129,6 +141,8 @@ class ProcessSpec:
             "stop_timeout": stop_timeout, "signal_group": signal_group,
             "forward_signals": forward_signals, "cwd": cwd, "env": env, "env_file": env_file,
             "inherit_env": inherit_env, "user": user, "group": group, "output": output,
+            "schedule": schedule, "every": every, "jitter": jitter, "overlap": overlap,
+            "run_on_start": run_on_start,
         }  # fmt: skip
         draft = check_process(
             name,
@@ -153,12 +167,19 @@ class ProcessSpec:
         return self.phase == "stop"
 
     @property
+    def scheduled(self) -> bool:
+        """A oneshot with ``schedule`` or ``every``: run at each fire time (SPEC §11)."""
+        return self.schedule is not None or self.every is not None
+
+    @property
     def kind(self) -> str:
-        """For messages and ``trinit check``: main, service, oneshot or stop job."""
+        """For messages and ``trinit check``: main, service, oneshot, stop job or scheduled."""
         if self.main:
             return "main"
         if self.phase == "stop":
             return "stop job"
+        if self.scheduled:
+            return "scheduled"
         return "oneshot" if self.oneshot else "service"
 
 

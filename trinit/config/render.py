@@ -7,12 +7,16 @@ shutdown budget, then the warnings.
 
 from __future__ import annotations
 
+import os
 import shlex
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, tzinfo
 
 from ..boot.parse import signal_name
 from .model import ProcessSpec
 from .plan import Plan
+from .schedule import ZoneError, next_on_grid, show_time, zone_from_environ
 
 _WAIT = {"started": "has started", "ready": "is ready", "completed": "has completed"}
 
@@ -44,7 +48,19 @@ def _details(spec: ProcessSpec) -> list[str]:
     if spec.restart != "no":
         limit = "" if spec.max_restarts is None else f", at most {spec.max_restarts} in a row"
         out.append(f"restart {spec.restart}{limit}")
-    if not spec.main and spec.on_failure == "ignore":
+    if spec.scheduled:
+        out.append(
+            f"schedule {spec.schedule}" if spec.schedule is not None else f"every {_secs(spec.every or 0)}"
+        )
+        if spec.jitter:
+            out.append(f"jitter {_secs(spec.jitter)}")
+        if spec.overlap != "skip":
+            out.append(f"overlap {spec.overlap}")
+        if spec.run_on_start:
+            out.append("runs on start")
+    if spec.scheduled and spec.on_failure == "shutdown":
+        out.append("failure shuts down")
+    elif not spec.main and not spec.scheduled and spec.on_failure == "ignore":
         out.append("failure ignored")
     if spec.user is not None or spec.group is not None:
         out.append(f"as {spec.user or ''}{':' + spec.group if spec.group else ''}")
@@ -60,12 +76,41 @@ def _stop_how(spec: ProcessSpec) -> str:
     return f"{sig}{group}, {_secs(spec.stop_timeout)} grace"
 
 
-def render_plan(plan: Plan) -> str:
-    """What ``trinit check`` prints for a valid config."""
+def _fire_times(jobs: list[ProcessSpec], now: float | None, environ: Mapping[str, str] | None) -> list[str]:
+    """Each scheduled job's next three fire times (an ``every`` grid counted from now, as if
+    trinit started now and its ``after`` held at once)."""
+    now = time.time() if now is None else now
+    try:
+        zone: tzinfo = UTC
+        if any(spec.schedule is not None for spec in jobs):
+            zone = zone_from_environ(os.environ if environ is None else environ)
+    except ZoneError as exc:  # only a Config built by hand gets here: the loader refuses a bad TZ
+        return ["", f"Scheduled jobs: {exc}"]
+    width = max(len(s.name) for s in jobs)
+    lines = ["", f"Scheduled jobs (the next three fire times in {zone}; an every grid from now):"]
+    for spec in jobs:
+        if spec.schedule is not None:
+            times = spec.schedule.upcoming(now, zone, 3)
+        else:
+            assert spec.every is not None
+            first = now if spec.run_on_start else next_on_grid(now, spec.every, now)
+            times = [first + i * spec.every for i in range(3)]
+        shown = ", ".join(show_time(t, zone) for t in times) or "never"
+        lines.append(f"  {spec.name:<{width}}  {shown}")
+    return lines
+
+
+def render_plan(plan: Plan, *, now: float | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """What ``trinit check`` prints for a valid config.
+
+    ``now`` (epoch seconds) and ``environ`` (its ``TZ``) place the fire times of scheduled jobs;
+    they default to the clock and trinit's environment.
+    """
     config = plan.config
     specs = {p.name: p for p in config.processes}
     lines = [f"{config.source or 'config'}: {len(specs)} process{'es' if len(specs) != 1 else ''}", ""]
     width = max((len(n) for n in specs), default=4)
+    kinds = max((len(s.kind) for s in specs.values()), default=8)
     rank = {name: i for i, name in enumerate(plan.order)}
 
     lines.append("Processes:")
@@ -73,7 +118,8 @@ def render_plan(plan: Plan) -> str:
         spec = specs[name]
         extra = "; ".join(_details(spec))
         lines.append(
-            f"  {name:<{width}}  {spec.kind:<8}  {_command(spec)}" + (f"  [{extra}]" if extra else "")
+            f"  {name:<{width}}  {spec.kind:<{max(kinds, 8)}}  {_command(spec)}"
+            + (f"  [{extra}]" if extra else "")
         )
 
     lines += ["", "Start (each step starts together, once its conditions hold):"]
@@ -97,6 +143,10 @@ def render_plan(plan: Plan) -> str:
                 lines.append(f"  {step:<3} {name:<{width}}  stop job: {when}{limit}")
             else:
                 lines.append(f"  {step:<3} {name:<{width}}  {_stop_how(spec)}")
+
+    jobs = [specs[name] for name in plan.order if specs[name].scheduled]
+    if jobs:
+        lines += _fire_times(jobs, now, environ)
 
     seconds, path = plan.longest_stop_path
     verdict = "within" if seconds <= config.shutdown_timeout else "MORE than"

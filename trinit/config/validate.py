@@ -18,6 +18,8 @@ import attrs
 
 from . import defaults
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
+from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
+from .schedule import cron, schedule_rules
 from .values import (
     INVALID,
     Problems,
@@ -147,6 +149,7 @@ DEFAULTS: dict[str, Any] = {
     "user": None,
     "group": None,
     "output": defaults.OUTPUT,
+    **SCHEDULE_DEFAULTS,
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
@@ -175,6 +178,11 @@ _SIMPLE: dict[str, Any] = {
     "user": user_or_group,
     "group": user_or_group,
     "output": one_of("inherit", "prefix", "null"),
+    "schedule": cron,
+    "every": positive_duration,
+    "jitter": duration,
+    "overlap": one_of("skip", "queue"),
+    "run_on_start": boolean,
 }
 #: Keys that only fit some kinds of process; each is an error elsewhere unless it has its
 #: default value (so ``oneshot = false`` on main is fine, and ``attrs.evolve`` works).
@@ -252,6 +260,7 @@ def check_process(
             "raise restart_delay_max or lower restart_delay",
         )
     _kind_rules(given, values, problems)
+    schedule_rules(given, values, problems)
     _identity(values, problems)
     return Draft(name, values, problems.errors)
 

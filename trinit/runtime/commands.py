@@ -59,17 +59,21 @@ def last_exit(status: ExitStatus | None) -> dict[str, Any] | None:
 
 
 def kind(runner: Runner) -> str:
+    """main, service, oneshot, stop or scheduled (SPEC §8)."""
     spec = runner.spec
     if spec.main:
         return "main"
     if spec.phase == "stop":
         return "stop"
+    if spec.schedule is not None or spec.every is not None:
+        return "scheduled"
     return "oneshot" if spec.oneshot else "service"
 
 
-def process_object(runner: Runner) -> dict[str, Any]:
+def process_object(rt: Runtime, runner: Runner) -> dict[str, Any]:
     """One process as ``status --json`` shows it (SPEC §8)."""
     handle = runner.handle
+    job = rt.scheduler.jobs.get(runner.name)
     return {
         "name": runner.name,
         "kind": kind(runner),
@@ -80,14 +84,14 @@ def process_object(runner: Runner) -> dict[str, Any]:
         "last_exit": last_exit(runner.last_status),
         "health": None,
         "status_text": None,
-        "next_run": None,
+        "next_run": job.next_run_text() if job is not None else None,
     }
 
 
 async def _status(rt: Runtime, request: Mapping[str, Any]) -> Reply:
     names = _names(request, required=False)
     runners = steer.lookup(rt, names) if names else list(rt.runners.values())
-    return {"ok": True, "processes": [process_object(r) for r in runners]}
+    return {"ok": True, "processes": [process_object(rt, r) for r in runners]}
 
 
 async def _start(rt: Runtime, request: Mapping[str, Any]) -> Reply:

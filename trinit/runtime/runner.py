@@ -9,8 +9,7 @@ stops it. It sees the runtime only through :class:`RunnerHost`, so it is tested 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -23,33 +22,11 @@ from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
     from ..config.model import Condition, ProcessSpec
-    from ..io.log import Logger
+    from .host import RunnerHost
     from .readiness import LogWatch
 
 #: A run that trinit ended for one of these failed, whatever its exit status.
 _FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT})
-
-
-class RunnerHost(Protocol):
-    """What a runner needs from the supervisor."""
-
-    log: Logger
-    shutting_down: bool
-    force: trio.Event
-
-    def spawn(self, runner: Runner) -> ProcessHandle: ...
-
-    def runner(self, name: str) -> Runner: ...
-
-    def changed(self) -> trio.Event: ...
-
-    def notify(self, runner: Runner) -> None: ...
-
-    def process_failed(self, runner: Runner, code: int) -> None: ...
-
-    def main_exited(self, runner: Runner, status: ExitStatus | None, failed_without_exit: bool) -> None: ...
-
-    def probe(self, runner: Runner, handle: ProcessHandle) -> Awaitable[bool]: ...
 
 
 @attrs.define(eq=False)
@@ -105,6 +82,10 @@ class Runner:
         if not self.spec.oneshot:
             return self.ready
         return self.completed or (self.failed and self.spec.on_failure == "ignore")
+
+    @property
+    def stopped(self) -> bool:  # by a library or ``ctl`` stop, or the shutdown
+        return self._end in STOPS
 
     @property
     def gone_for_good(self) -> bool:
@@ -171,19 +152,23 @@ class Runner:
 
     # -- the life ------------------------------------------------------------------------------
 
-    async def lifecycle(self) -> None:
-        """Run the process to its end under its policies; returns once it is final."""
+    async def lifecycle(self, *, wait: bool = True, run: bool = True) -> bool:
+        """Wait for its ``after``, then run it to its end under its policies; False (and final) if a stop,
+        the shutdown or a dependency that can never hold came first (a scheduled job: §11, scheduler)."""
         try:
-            if await self._await_start():
-                await self._attempts()
-            elif not self.final:  # stopped, or the shutdown began, before it could start
+            if not wait or await self._await_start():
+                if run:
+                    await self._attempts()
+                return True
+            if not self.final:  # stopped, or the shutdown began, before it could start
                 why = "it was stopped" if self._end in STOPS else "the shutdown began"
                 self.host.log.info(
                     "skipped", f"was not started: {why} before it could start", process=self.name
                 )
                 self._finish(State.STOPPED if self.held else State.SKIPPED)
+            return False
         finally:
-            if not self.final and (self.handle is None or self.handle.exited):
+            if run and not self.final and (self.handle is None or self.handle.exited):
                 self.handle = None
                 self._finish(State.SKIPPED if self.state is State.WAITING else State.EXITED)
 

@@ -17,6 +17,7 @@ import trio
 
 from .._errors import TrinitError
 from ..config.values import did_you_mean
+from .scheduler import Trigger
 from .state import State
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ async def start(rt: Runtime, names: Sequence[str], *, wait: bool = False) -> Non
     """Start stopped, finished or failed processes (a oneshot runs again); they wait for their ``after``."""
     runners = lookup(rt, names)
     _refuse_during_shutdown(rt, "starts")
+    jobs = [r for r in runners if r.name in rt.scheduler]
+    runners = [r for r in runners if r.name not in rt.scheduler]
     for r in runners:
         if r.spec.phase == "stop":
             raise Refused("wrong_state", f"{r.name} is a stop job: it runs only during the shutdown")
@@ -77,8 +80,20 @@ async def start(rt: Runtime, names: Sequence[str], *, wait: bool = False) -> Non
             rt.launch(r)
         elif r.state is State.BACKOFF:
             r.wake()  # its next start is now
+    for r in jobs:  # a scheduled job runs now, as its ``overlap`` allows (SPEC §11)
+        await _run_job_now(rt, r.name, wait)
     if wait:
         await wait_for(rt, [r.name for r in runners], "ready")
+
+
+async def _run_job_now(rt: Runtime, name: str, wait: bool) -> None:
+    result = await rt.scheduler.job(name).run_now(wait=wait)
+    if result is Trigger.REFUSED:
+        raise Refused("wrong_state", f"{name} cannot run: its after can never hold, or the shutdown began")
+    if wait and result is Trigger.WAITING:
+        raise Refused("wrong_state", f"{name} waits for its after; it runs once that holds")
+    if wait and rt.runners[name].failed:
+        raise Refused("failed", f"{name} failed: {rt.runners[name].state.public}")
 
 
 async def stop(rt: Runtime, names: Sequence[str], *, wait: bool = False) -> None:
@@ -133,6 +148,9 @@ async def restart(
 
 
 async def restart_one(rt: Runtime, runner: Runner) -> None:
+    if runner.handle is None and runner.name in rt.scheduler:  # between runs: one more run now
+        rt.scheduler.job(runner.name).trigger()
+        return
     if runner.final:
         if not rt.shutting_down:
             rt.launch(runner)

@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from ..system.status import ExitStatus
+from ..system.wallclock import RealWallClock
 from . import steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
@@ -24,6 +25,7 @@ from .process import ProcessStatus
 from .readiness import LogWatch, wait_ready
 from .ready_file import ReadyFile
 from .runner import Runner
+from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
 from .signal_policy import on_signal
 from .spawner import Spawner
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from ..io.writer import FdWriter
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
+    from ..system.wallclock import WallClock
     from .process import ProcessHandle
 
 #: trinit's own exit code when it hit an internal error (EX_SOFTWARE of sysexits.h).
@@ -75,6 +78,7 @@ class Runtime:
         stderr: FdWriter | None = None,
         prestarted: Mapping[str, int | OSError] | None = None,
         watcher: ExitWatcher | None = None,
+        wall_clock: WallClock | None = None,
     ) -> None:
         self.plan = plan
         self.config = plan.config
@@ -110,8 +114,12 @@ class Runtime:
         self.run_phase = [r for r in self.runners.values() if r.spec.phase == "run"]
         #: Where each process comes in the start order (several names are applied in it).
         self.start_rank = {name: i for i, name in enumerate(plan.order)}
-        self._live = {r.name for r in self.run_phase}
-        self._down = {r.name for r in self.run_phase}
+        # Scheduled jobs run until the shutdown, and do not count toward ready_file (SPEC §11).
+        self.scheduler = Scheduler(
+            self, self.runners.values(), wall_clock or RealWallClock(), self.spawner.environ
+        )
+        self._live = {r.name for r in self.run_phase if r.name not in self.scheduler}
+        self._down = set(self._live)
         self._forwarders: dict[str, Any] = {}
         self._fixed_code: int | None = None
         self._main = next((r for r in self.run_phase if r.spec.main), None)
@@ -155,11 +163,11 @@ class Runtime:
         else:
             self._forwarders.pop(name, None)
         self.boot.set_targets(tuple(self._forwarders.values()))
-        if runner.spec.phase != "run":
+        if runner.spec.phase != "run" or runner.name in self.scheduler:
             return
         if runner.final and runner.state is not State.STOPPED:  # a stopped one may be started again
             self._live.discard(name)
-            if not self._live and self._main is None and not self.shutting_down:
+            if not self._live and self._main is None and not self.shutting_down and not self.scheduler.jobs:
                 self.request_shutdown("every process has finished")
         if runner.up:
             self._down.discard(name)
@@ -240,7 +248,11 @@ class Runtime:
                     async with trio.open_nursery() as procs:
                         self._procs = procs
                         for runner in self.run_phase:
-                            procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+                            if runner.name not in self.scheduler:
+                                procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+                        self.scheduler.start(procs)
+                        if self.scheduler.jobs and not self._down:  # only scheduled jobs: all is up
+                            self.ready_file.update(True)
                         task_status.started(self)
                         if not self.run_phase:  # nothing would ever end the run: stop jobs, then exit
                             self.request_shutdown("there is no run-phase process")

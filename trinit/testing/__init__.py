@@ -17,6 +17,9 @@ Exits reach the runtime the way SIGCHLD would bring them: when a fake process en
 :meth:`FakeOS.make_watcher` is asked to :meth:`~trinit.system.reaper.Reaper.reap`. Pass that
 reaper to the supervisor (``watcher=``); the pidfd watcher of library mode needs real
 file descriptors and does not work with the fake.
+
+:class:`FakeWallClock` is the wall clock of scheduled jobs on trio's clock: cron fire
+times come at exact mock times, and :meth:`FakeWallClock.jump` steps it as NTP would.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ._fake_os import FakeOS as FakeOS
 from ._records import FakeProcess as FakeProcess
 from ._records import Sent as Sent
 from ._records import Spawn as Spawn
+from ._wall_clock import FakeWallClock as FakeWallClock
 from ._wiring import make_supervisor as make_supervisor
 from ._wiring import run_supervisor as run_supervisor
 
@@ -39,6 +43,7 @@ __all__ = [
     "FakeLog",
     "FakeOS",
     "FakeProcess",
+    "FakeWallClock",
     "LogEvent",
     "Sent",
     "Spawn",

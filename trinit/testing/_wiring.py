@@ -13,10 +13,12 @@ import trio
 from ..config.plan import make_plan
 from ..runtime.supervisor import Runtime, RuntimeOptions
 from ._fake_log import FakeLog
+from ._wall_clock import FakeWallClock
 
 if TYPE_CHECKING:
     from ..config.model import Config
     from ..io.log import Logger
+    from ..system.wallclock import WallClock
     from ._fake_os import FakeOS
 
 
@@ -27,11 +29,13 @@ def make_supervisor(
     log: Logger | None = None,
     options: RuntimeOptions | None = None,
     environ: Mapping[str, str] | None = None,
+    wall_clock: WallClock | None = None,
 ) -> Runtime:
     """A Runtime for ``config`` on ``fake``, with the fake's reaper as its exit watcher.
 
     ``log`` defaults to a new :class:`FakeLog`; ``environ`` to a bare PATH, so spawn records
-    do not depend on the test runner's environment.
+    do not depend on the test runner's environment; ``wall_clock`` to a :class:`FakeWallClock`
+    (scheduled jobs' cron times then follow trio's clock from 2030-01-01T00:00Z).
     """
     log = log if log is not None else FakeLog()
     return Runtime(
@@ -41,6 +45,7 @@ def make_supervisor(
         options=options or RuntimeOptions(),
         environ={"PATH": "/usr/bin:/bin"} if environ is None else environ,
         watcher=fake.make_watcher(log),
+        wall_clock=wall_clock if wall_clock is not None else FakeWallClock(),
     )
 
 
@@ -51,6 +56,7 @@ async def run_supervisor(
     log: Logger | None = None,
     options: RuntimeOptions | None = None,
     environ: Mapping[str, str] | None = None,
+    wall_clock: WallClock | None = None,
     at: Sequence[tuple[float, Callable[[Runtime], object]]] = (),
 ) -> int:
     """Run ``config`` on ``fake`` to the end and return the exit code.
@@ -58,7 +64,7 @@ async def run_supervisor(
     ``at`` holds (time, action) pairs: ``action(supervisor)`` is called at that time of
     trio's clock (``lambda sup: sup.request_shutdown("test")``), unless the run is over.
     """
-    sup = make_supervisor(config, fake, log=log, options=options, environ=environ)
+    sup = make_supervisor(config, fake, log=log, options=options, environ=environ, wall_clock=wall_clock)
 
     async def later(when: float, action: Callable[[Runtime], object]) -> None:
         await trio.sleep_until(when)

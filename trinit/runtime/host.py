@@ -1,0 +1,37 @@
+"""What a :class:`~trinit.runtime.runner.Runner` needs from the runtime: the seam that lets
+runners be tested on fakes, and the runtime change without them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import trio
+
+    from ..io.log import Logger
+    from ..system.status import ExitStatus
+    from .process import ProcessHandle
+    from .runner import Runner
+
+
+class RunnerHost(Protocol):
+    """What a runner needs from the supervisor."""
+
+    log: Logger
+    shutting_down: bool
+    force: trio.Event
+
+    def spawn(self, runner: Runner) -> ProcessHandle: ...
+
+    def runner(self, name: str) -> Runner: ...
+
+    def changed(self) -> trio.Event: ...
+
+    def notify(self, runner: Runner) -> None: ...
+
+    def process_failed(self, runner: Runner, code: int) -> None: ...
+
+    def main_exited(self, runner: Runner, status: ExitStatus | None, failed_without_exit: bool) -> None: ...
+
+    def probe(self, runner: Runner, handle: ProcessHandle) -> Awaitable[bool]: ...
