@@ -245,13 +245,13 @@ async def test_a_scheduled_job_shows_its_next_run_and_start_runs_it_now(tmp_path
         ProcessSpec(name="app", command="app"),
         ProcessSpec(name="backup", command="backup", oneshot=True, every="1h"),
     ]
-    async with running(tmp_path, processes, {"app": Behaviour.forever(), "backup": Behaviour.exits(0)}) as sup:
-        async with connect(sup) as c:
-            await sup.wait_ready("app")
-            with trio.fail_after(5):
-                while (backup := (await c.ask(cmd="status", names=["backup"]))["processes"][0])["next_run"] is None:
-                    await trio.sleep(0.01)
-            assert backup["kind"] == "scheduled" and backup["last_exit"] is None
-            assert await c.ask(cmd="start", names=["backup"], wait=True) == {"ok": True}
-            backup = (await c.ask(cmd="status", names=["backup"]))["processes"][0]
-            assert backup["last_exit"] == {"code": 0} and backup["next_run"] is not None
+    behaviours = {"app": Behaviour.forever(), "backup": Behaviour.exits(0)}
+    async with running(tmp_path, processes, behaviours) as sup, connect(sup) as c:
+        await sup.wait_ready("app")
+        with trio.fail_after(5):
+            while (backup := (await c.ask(cmd="status", names=["backup"]))["processes"][0])["next_run"] is None:
+                await trio.sleep(0.01)
+        assert backup["kind"] == "scheduled" and backup["last_exit"] is None
+        assert await c.ask(cmd="start", names=["backup"], wait=True) == {"ok": True}
+        backup = (await c.ask(cmd="status", names=["backup"]))["processes"][0]
+        assert backup["last_exit"] == {"code": 0} and backup["next_run"] is not None
