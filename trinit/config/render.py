@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Iterable
 
 from ..boot.parse import signal_name
+from .hardening import summary
 from .model import ProcessSpec
 from .plan import Plan
 
@@ -48,7 +49,7 @@ def _details(spec: ProcessSpec) -> list[str]:
         out.append("failure ignored")
     if spec.user is not None or spec.group is not None:
         out.append(f"as {spec.user or ''}{':' + spec.group if spec.group else ''}")
-    return out
+    return out + summary(spec)
 
 
 def _stop_how(spec: ProcessSpec) -> str:

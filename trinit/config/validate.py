@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 
 from . import defaults
+from .hardening import DEFAULTS as HARDENING_DEFAULTS
+from .hardening import check_privileges, parse_hardening
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .values import (
     INVALID,
@@ -146,6 +148,7 @@ DEFAULTS: dict[str, Any] = {
     "user": None,
     "group": None,
     "output": defaults.OUTPUT,
+    **HARDENING_DEFAULTS,
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
@@ -223,6 +226,7 @@ def check_process(
     for key, parser in _SIMPLE.items():
         if key in given:
             values[key] = problems.parse(key, given[key], parser)
+    parse_hardening(given, values, problems)
     if "command" not in given:
         problems.add("command", "is required: an argv array, or a string split with shell word rules")
         values["command"] = INVALID
@@ -252,6 +256,7 @@ def check_process(
         )
     _kind_rules(given, values, problems)
     _identity(values, problems)
+    check_privileges(values, problems)
     return Draft(name, values, problems.errors)
 
 
