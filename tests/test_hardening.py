@@ -311,6 +311,7 @@ def test_check_shows_the_hardening_and_warns_of_missing_helpers(
 def tools(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every helper "installed" in /t, trinit at nice 0 and able to narrow the bounding set."""
     monkeypatch.setattr(harden, "find_tool", lambda name: f"/t/{name}")
+    monkeypatch.setattr(harden, "_found", {})
     monkeypatch.setattr(harden, "_thread_nice", lambda: 0)
     monkeypatch.setattr(harden, "_can_narrow_bounding_set", lambda: True)
 
@@ -377,6 +378,7 @@ def test_capabilities_without_setpcap_leave_the_bounding_set(tools: None, monkey
 
 def test_a_missing_helper_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(harden, "find_tool", lambda name: None if name == "prlimit" else f"/t/{name}")
+    monkeypatch.setattr(harden, "_found", {"prlimit": "/gone/prlimit"})  # found once, removed since
     with pytest.raises(harden.HardeningError, match=r"^rlimits: needs the program prlimit \(from util-linux\)"):
         wrap("/bin/app", ["app"], None, Hardening(rlimits=(("core", 0, 0),)))
 

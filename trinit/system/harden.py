@@ -16,6 +16,7 @@ ambient one. This module imports nothing of the config (the config imports it).
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 from typing import TYPE_CHECKING
@@ -139,8 +140,10 @@ def _thread_nice() -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
+@functools.cache
 def _can_narrow_bounding_set() -> bool:
-    """CAP_SETPCAP in trinit's effective set (read from /proc; unknown: no)."""
+    """CAP_SETPCAP in trinit's effective set (read from /proc once: trinit never gains or drops
+    capabilities; unknown: no)."""
     for line in (_read("/proc/self/status") or "").splitlines():
         if line.startswith("CapEff:"):
             return bool(int(line.split()[1], 16) >> CAP_SETPCAP & 1)
@@ -182,10 +185,17 @@ def missing_tool_message(tool: str, key: str) -> str:
     )
 
 
+_found: dict[str, str] = {}
+
+
 def _tool(tool: str, key: str) -> str:
-    path = find_tool(tool)
-    if path is None:
-        raise HardeningError(missing_tool_message(tool, key))
+    """The helper's path, looked up once while it stays there (one access() per spawn)."""
+    path = _found.get(tool)
+    if path is None or not os.access(path, os.X_OK):
+        path = find_tool(tool)
+        if path is None:
+            raise HardeningError(missing_tool_message(tool, key))
+        _found[tool] = path
     return path
 
 
