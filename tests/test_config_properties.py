@@ -163,6 +163,14 @@ def configs(draw: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
             table["output"] = want["output"] = draw(st.sampled_from(["inherit", "prefix", "null"]))
         if kind != "main" and draw(st.booleans()):
             table["on_failure"] = want["on_failure"] = draw(st.sampled_from(["shutdown", "ignore"]))
+        if draw(st.booleans()):  # hardening keys that need no privilege (SPEC §12)
+            mask = draw(st.integers(0, 0o777))
+            table["umask"], want["umask"] = draw(st.sampled_from([f"{mask:o}", f"{mask:04o}"])), f"{mask:04o}"
+            table["rlimits"] = {"core": 0, "nofile": [64, 128]}  # lowering needs no privilege
+            want["rlimits"] = (("core", 0, 0), ("nofile", 64, 128))
+            table["no_new_privileges"] = want["no_new_privileges"] = draw(st.booleans())
+            table["nice"] = want["nice"] = 19
+            table["oom_score_adj"] = want["oom_score_adj"] = 1000
         if draw(st.booleans()):
             table["forward_signals"] = want["forward_signals"] = draw(st.booleans())
         else:

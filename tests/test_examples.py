@@ -289,6 +289,56 @@ def test_pod_probes_ask_trinit(config: dict[str, Any]) -> None:
     assert "image: trinit-example" in text
 
 
+# -- examples/kubernetes/hardened.toml with the pod's securityContext -----------------------------------
+
+HARDENED = ROOT / "examples" / "kubernetes" / "hardened.toml"
+
+
+def test_hardened_config_is_the_example_with_hardening_keys(config: dict[str, Any]) -> None:
+    with open(HARDENED, "rb") as f:
+        hardened = tomllib.load(f)
+    assert hardened["trinit"] == config["trinit"]
+    hardening = {"user", "umask", "no_new_privileges", "capabilities", "rlimits", "oom_score_adj", "nice"}
+    for name, table in config["process"].items():
+        keys = hardened["process"][name]
+        assert {k: v for k, v in keys.items() if k not in hardening} == table, name
+        assert keys["user"] == "nobody" and keys["no_new_privileges"] is True, name
+    assert hardened["process"].keys() == config["process"].keys()
+
+
+def test_hardened_config_loads_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trinit
+
+    if os.geteuid() != 0:
+        pytest.skip("switching to user nobody is checked against trinit's privileges: needs root")
+    for var in ("APP_DIR", "TENANT", "TRINIT_EXAMPLE_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = trinit.load_config(str(HARDENED))
+    cache = cfg.process("cache")
+    assert (cache.umask, cache.capabilities, cache.oom_score_adj) == ("0027", (), 1000)
+
+
+def test_pod_security_context_gives_trinit_what_hardened_toml_hands_out() -> None:
+    text = POD.read_text()
+    context = "\n".join(yaml_block(text.splitlines(), "securityContext"))
+    assert "allowPrivilegeEscalation: false" in context
+    assert 'drop: ["ALL"]' in context
+    (added,) = re.findall(r"add: (\[.*\])", context)
+    granted = set(json.loads(added))
+    with open(HARDENED, "rb") as f:
+        processes = tomllib.load(f)["process"].values()
+    needed = {"KILL"}  # signals to processes of another user
+    for table in processes:
+        if "user" in table or "group" in table:
+            needed |= {"SETUID", "SETGID"}
+        listed = {c.upper().removeprefix("CAP_") for c in table.get("capabilities", [])}
+        needed |= listed
+        if listed and "user" not in table:
+            needed.add("SETPCAP")  # a root process keeping only its list
+    assert needed <= granted, f"pod.yaml must add {sorted(needed - granted)}"
+    assert "configMap:" in text and "name: trinit-hardened" in text  # how to mount it, commented
+
+
 # -- the example's programs, by hand, without trinit ---------------------------------------------------
 
 

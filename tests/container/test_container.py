@@ -276,3 +276,38 @@ def test_podman_exec_into_the_running_container(tmp_path: Path) -> None:
         assert box.exec("python3", "/t/zombies.py").stdout == ""
         assert box.stop(10) < QUICK_STOP
         assert box.exit_code() == 0, box.logs()
+
+
+# --- 8. `trinit ctl` and `trinit probe` through `podman exec` (SPEC §8) ------------------------------
+
+
+def test_ctl_and_probe_through_podman_exec(tmp_path: Path) -> None:
+    with container(tmp_path) as box:  # the image's own entrypoint and config: the socket is on by default
+        wait_for(
+            lambda: box.exec("trinit", "probe", "ready").returncode == 0,
+            message=lambda: f"probe ready\n{box.logs()}",
+        )
+        assert box.exec("trinit", "probe", "live").returncode == 0
+        status = box.exec("trinit", "ctl", "status", "--json")
+        assert status.returncode == 0, status.stderr
+        procs = {p["name"]: p for p in json.loads(status.stdout)}
+        assert procs["app"]["kind"] == "main" and procs["app"]["state"] == "ready"
+        assert procs["snapshot"]["kind"] == "scheduled" and procs["snapshot"]["next_run"]
+        table = box.exec("trinit", "ctl", "status")
+        assert table.stdout.split()[:3] == ["NAME", "KIND", "STATE"], table.stdout
+
+        old = procs["cache"]["pid"]
+        assert box.exec("trinit", "ctl", "restart", "cache", "--wait").returncode == 0
+        assert box.exec("trinit", "ctl", "stop", "cache", "--wait").returncode == 0
+        assert box.exec("trinit", "probe", "ready").returncode == 1  # a stopped process is not up
+        assert box.exec("trinit", "ctl", "start", "cache", "--wait").returncode == 0
+        cache = json.loads(box.exec("trinit", "ctl", "status", "--json", "cache").stdout)[0]
+        assert cache["state"] == "ready" and cache["pid"] not in (None, old)
+        unknown = box.exec("trinit", "ctl", "stop", "cach")
+        assert unknown.returncode == 1 and "cache" in unknown.stderr
+
+        # `ctl shutdown` is `podman stop`'s SIGTERM: the ordered shutdown, app's exit code.
+        assert box.exec("trinit", "ctl", "shutdown").returncode == 0
+        wait_for(lambda: not box.running(), message=lambda: box.logs())
+        assert box.exit_code() == 0, box.logs()
+        assert "shutdown done" in box.logs()

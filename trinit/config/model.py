@@ -23,6 +23,7 @@ import attrs
 from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
+from .hardening import Hardening, Limit
 from .probes import ReadySpec
 from .schedule import Cron, Overlap
 from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
@@ -88,6 +89,14 @@ class ProcessSpec:
     jitter: float = 0.0
     overlap: Overlap = "skip"
     run_on_start: bool = False
+    # Hardening (SPEC §12): umask as octal digits ("0027"), rlimits as (name, soft, hard) with
+    # None for unlimited, capabilities without CAP_ (None: not given).
+    umask: str | None = None
+    rlimits: tuple[Limit, ...] = ()
+    no_new_privileges: bool = False
+    capabilities: tuple[str, ...] | None = None
+    oom_score_adj: int | None = None
+    nice: int | None = None
     #: The ``after`` names given without a condition (array form).  Their condition is
     #: the default ("completed" on a oneshot, else "ready"), which ``Config`` fills in
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
@@ -130,6 +139,12 @@ class ProcessSpec:
         jitter: float | str | None = None,
         overlap: str | None = None,
         run_on_start: bool | None = None,
+        umask: str | None = None,
+        rlimits: Mapping[str, Any] | Iterable[Limit] | None = None,
+        no_new_privileges: bool | None = None,
+        capabilities: Sequence[str] | None = None,
+        oom_score_adj: int | None = None,
+        nice: int | None = None,
         _after_implicit: Iterable[str] = (),
     ) -> None:
         given = {
@@ -143,6 +158,8 @@ class ProcessSpec:
             "inherit_env": inherit_env, "user": user, "group": group, "output": output,
             "schedule": schedule, "every": every, "jitter": jitter, "overlap": overlap,
             "run_on_start": run_on_start,
+            "umask": umask, "rlimits": rlimits, "no_new_privileges": no_new_privileges,
+            "capabilities": capabilities, "oom_score_adj": oom_score_adj, "nice": nice,
         }  # fmt: skip
         draft = check_process(
             name,
@@ -160,6 +177,11 @@ class ProcessSpec:
         spec = cls.__new__(cls)
         spec.__attrs_init__(**values)
         return spec
+
+    @property
+    def hardening(self) -> Hardening | None:
+        """What its spawns apply before exec (SPEC §12); None when it has no hardening key."""
+        return Hardening.of(self)
 
     @property
     def is_stop_job(self) -> bool:

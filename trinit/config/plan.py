@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from .graph import closure, dependents
+from .hardening import tool_warnings
 from .model import Condition, Config, ProcessSpec
 
 
@@ -97,6 +98,7 @@ def _warnings(
             f"shutdown_timeout ({config.shutdown_timeout:g} s): the last to stop may get SIGKILL "
             "before their grace ends; raise shutdown_timeout or lower a stop_timeout"
         )
+    yield from tool_warnings(config.processes)
     for job, needs in closure.items():
         if specs[job].timeout is None and len(needs) < len(run):
             yield (

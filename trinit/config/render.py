@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, tzinfo
 
 from ..boot.parse import signal_name
+from .hardening import summary
 from .model import ProcessSpec
 from .plan import Plan
 from .schedule import ZoneError, next_on_grid, show_time, zone_from_environ
@@ -64,7 +65,7 @@ def _details(spec: ProcessSpec) -> list[str]:
         out.append("failure ignored")
     if spec.user is not None or spec.group is not None:
         out.append(f"as {spec.user or ''}{':' + spec.group if spec.group else ''}")
-    return out
+    return out + summary(spec)
 
 
 def _stop_how(spec: ProcessSpec) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 
 from . import defaults
+from .hardening import DEFAULTS as HARDENING_DEFAULTS
+from .hardening import check_privileges, parse_hardening
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
 from .schedule import cron, schedule_rules
@@ -150,6 +152,7 @@ DEFAULTS: dict[str, Any] = {
     "group": None,
     "output": defaults.OUTPUT,
     **SCHEDULE_DEFAULTS,
+    **HARDENING_DEFAULTS,
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
@@ -232,6 +235,7 @@ def check_process(
     for key, parser in _SIMPLE.items():
         if key in given:
             values[key] = problems.parse(key, given[key], parser)
+    parse_hardening(given, values, problems)
     if "command" not in given:
         problems.add("command", "is required: an argv array, or a string split with shell word rules")
         values["command"] = INVALID
@@ -262,6 +266,7 @@ def check_process(
     _kind_rules(given, values, problems)
     schedule_rules(given, values, problems)
     _identity(values, problems)
+    check_privileges(values, problems)
     return Draft(name, values, problems.errors)
 
 

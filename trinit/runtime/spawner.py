@@ -107,11 +107,13 @@ class Spawner:
                 stdout=stdout,
                 stderr=stderr,
                 inherit_environ=plain and creds is None,
+                hardening=spec.hardening,
             )
+        except TrinitError as exc:  # a hardening helper is missing, say
+            self._close_reads(read_fds)
+            raise StartFailure(str(exc)) from exc
         except BaseException:
-            # No child reads them: a failed start (EMFILE, say) must not leak a single fd.
-            for fd, _ in read_fds:
-                self.os.close(fd)
+            self._close_reads(read_fds)
             raise
         finally:
             for fd in write_fds:
@@ -122,6 +124,11 @@ class Spawner:
         if give_terminal and self.os.give_terminal(pid):
             self._continue(pid)
         return handle
+
+    def _close_reads(self, read_fds: list[tuple[int, Stream]]) -> None:
+        """No child reads them: a failed start (EMFILE, say) must not leak a single fd."""
+        for fd, _ in read_fds:
+            self.os.close(fd)
 
     def _continue(self, pgid: int) -> None:
         """Wake a child that read the terminal before it was given the foreground (SIGTTIN)."""
@@ -231,7 +238,13 @@ class Spawner:
         creds = self._creds.get(spec.name)
         env = build_env(spec, self.environ, creds)
         null = self.os.devnull()
-        pid = self.os.spawn(argv, env=env, cwd=spec.cwd, creds=creds, stdin=null, stdout=null, stderr=null)
+        try:
+            pid = self.os.spawn(
+                argv, env=env, cwd=spec.cwd, creds=creds, stdin=null, stdout=null, stderr=null,
+                hardening=spec.hardening,
+            )  # fmt: skip
+        except TrinitError:  # a hardening helper is missing: the process's own start said so already
+            return False
         watch = self.watcher_or_fail().watch(pid)
         # Probes run in their own process group: the stop reaches what they started too.
         handle = ProcessHandle(spec.name, pid, True, watch, trio.current_time(), self.os.kill, self.os.killpg)

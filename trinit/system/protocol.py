@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ..config.hardening import Hardening
     from .environ import Credentials
 
 
@@ -62,7 +63,10 @@ class OSLayer(Protocol):
         stdout: int | None = None,
         stderr: int | None = None,
         inherit_environ: bool = False,
-    ) -> int: ...
+        hardening: Hardening | None = None,
+    ) -> int:
+        """Start a child; ``hardening`` is applied in it before its program runs (SPEC §12)."""
+        ...
 
     def release(self, pid: int, status: int) -> None: ...
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from ..config.hardening import Hardening
     from .environ import Credentials
     from .protocol import OSLayer
 
@@ -106,14 +107,15 @@ class RealOS:
         stdout: int | None = None,
         stderr: int | None = None,
         inherit_environ: bool = False,
+        hardening: Hardening | None = None,
     ) -> int:
-        """Start a child in its own process group; returns its pid. Raises OSError if it cannot start.
+        """Start a child in its own process group, ``hardening`` applied (system/harden); its pid.
+        Raises OSError if it cannot start (HardeningError: a helper program is missing).
 
         subprocess's C helper does the vfork+exec (never a Python preexec_fn, so threads are
-        safe). The child inherits the calling thread's mask, which the runtime keeps empty,
-        and trinit's handlers reset to the default across exec. Its Popen object is kept until
-        the reaper hands over the status, so subprocess never calls waitpid behind our back.
-        """
+        safe). The child inherits the calling thread's mask, which the runtime keeps empty, and
+        trinit's handlers reset to the default across exec. Its Popen object is kept until the
+        reaper hands over the status, so subprocess never calls waitpid behind our back."""
         key = (argv[0], env.get("PATH"), cwd)
         path = self._programs.get(key)
         if path is None or not os.access(path, os.X_OK):
@@ -124,15 +126,11 @@ class RealOS:
 
             resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         try:
-            return self._spawn_popen(
-                path, argv, None if inherit_environ else env, cwd, creds, stdin, stdout, stderr
-            )
+            env_or_ours, stdio = None if inherit_environ else env, (stdin, stdout, stderr)
+            return self._spawn_popen(path, argv, env_or_ours, cwd, creds, stdio, hardening)
         finally:
-            if limits is not None:
-                import resource
-
-                hard = limits[1]
-                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            if limits is not None:  # `resource` was imported above
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
 
     def _spawn_popen(
         self,
@@ -141,13 +139,15 @@ class RealOS:
         env: Mapping[str, str] | None,
         cwd: str | None,
         creds: Credentials | None,
-        stdin: int | None,
-        stdout: int | None,
-        stderr: int | None,
+        stdio: tuple[int | None, int | None, int | None],
+        hardening: Hardening | None,
     ) -> int:
         import subprocess
 
         kwargs: dict[str, Any] = {}
+        if hardening is not None:
+            from .harden import wrap  # not at the top: the fast start never needs it
+            path, argv, creds, kwargs["umask"] = wrap(path, argv, creds, hardening)
         if creds is not None:
             kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
         # The child inherits this thread's mask: lift the block of the inspected signals
@@ -159,9 +159,9 @@ class RealOS:
                 executable=path,
                 env=None if env is None else dict(env),
                 cwd=cwd,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
+                stdin=stdio[0],
+                stdout=stdio[1],
+                stderr=stdio[2],
                 close_fds=True,
                 restore_signals=True,
                 process_group=0,

@@ -16,6 +16,7 @@ from ._behaviour import Behaviour, Script, exit_status
 from ._records import FakeProcess, Sent, Spawn
 
 if TYPE_CHECKING:
+    from ..config.hardening import Hardening
     from ..config.model import Config
     from ..io.log import Logger
     from ..system.environ import Credentials
@@ -163,8 +164,11 @@ class FakeOS:
         stdout: int | None = None,
         stderr: int | None = None,
         inherit_environ: bool = False,
+        hardening: Hardening | None = None,
     ) -> int:
-        """Start a scripted process; raises OSError like RealOS when its script says so."""
+        """Start a scripted process; raises OSError like RealOS when its script says so.
+
+        ``hardening`` is only recorded (in :attr:`Spawn.hardening`)."""
         args = tuple(argv)
         key = self._key(args)
         attempt = self._attempts.get(key, 0) + 1
@@ -186,6 +190,7 @@ class FakeOS:
                 stderr,
                 pid=None if proc is None else proc.pid,
                 error=error,
+                hardening=hardening,
             )
         )
         if proc is None:

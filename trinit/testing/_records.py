@@ -10,6 +10,7 @@ import attrs
 from ._behaviour import Behaviour
 
 if TYPE_CHECKING:
+    from ..config.hardening import Hardening
     from ..system.environ import Credentials
 
 
@@ -29,6 +30,8 @@ class Spawn:
     stderr: int | None
     pid: int | None
     error: int | None = None
+    #: What it was to apply before exec (SPEC §12), None without hardening keys.
+    hardening: Hardening | None = None
 
 
 @attrs.frozen
