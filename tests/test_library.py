@@ -137,6 +137,34 @@ async def test_stop_and_restart_of_a_stopped_process(kids: Children) -> None:
         assert sup.status()["a"].pid is not None
 
 
+async def test_start_and_the_event_stream(kids: Children) -> None:
+    """start() brings a stopped process back; events() sees every state change, in order."""
+    config = Config(processes=[kids.spec("a"), kids.spec("b", after=["a"])], shutdown_timeout=20)
+    async with trinit.open_supervisor(config) as sup:
+        await sup.wait_ready("b")
+        with pytest.raises(trinit.TrinitError, match="already ready"):
+            await sup.start("b")
+        with sup.events() as events:
+            await sup.stop("b")
+            await sup.stop("a")
+            await sup.start("b")  # waits for a, which is stopped: not a failure, it waits on
+            assert sup.status()["b"].state == "waiting"
+            await sup.start("a", wait=True)
+            await sup.wait_ready("b")
+            states = []
+            async for event in events:
+                assert {"ts", "level", "event", "process", "pid", "message"} <= set(event)
+                if event["event"] == "state":
+                    states.append((event["process"], event["state"]))
+                if states[-1:] == [("b", "ready")]:
+                    break
+        assert states == [
+            ("b", "stopping"), ("b", "stopped"), ("a", "stopping"), ("a", "stopped"), ("b", "waiting"),
+            ("a", "waiting"), ("a", "starting"), ("a", "running"), ("a", "ready"),
+            ("b", "starting"), ("b", "running"), ("b", "ready"),
+        ]
+
+
 async def test_wait_ready_raises_when_the_process_cannot_become_ready(kids: Children) -> None:
     config = Config(
         processes=[
