@@ -70,6 +70,7 @@ def test_idle_trinit_does_not_wake_up(h) -> None:  # type: ignore[no-untyped-def
     pid = wait_trinit(run)
     wait_for(lambda: running_children(pid) == 50, timeout=20, message="50 children")
     wait_for(lambda: run.stderr().count(" started: ") == 50, message="50 started lines")
+    assert list(h.tmp.glob("ctl-*.sock")), "the control socket is open while trinit idles"
     time.sleep(1.0)  # let the start settle (the log writer drains, ...)
     before = context_switches(pid)
     time.sleep(2.0)

@@ -157,6 +157,9 @@ class OrchHarness(Harness):
     ) -> Trinit:
         require_namespaces()
         self._count += 1
+        args = list(args)
+        if "-c" in args and "TRINIT_CONTROL_SOCKET" not in (env or {}):  # each config run's socket: its own
+            env = {**(env or {}), "TRINIT_CONTROL_SOCKET": str(self.tmp / f"ctl-{self._count}.sock")}
         stderr_path = self.tmp / f"trinit-{self._count}.stderr"
         stdout_path = self.tmp / f"trinit-{self._count}.stdout"
         argv = ["unshare", "--pid", "--fork", "--mount-proc"]
