@@ -255,3 +255,30 @@ async def test_a_scheduled_job_shows_its_next_run_and_start_runs_it_now(tmp_path
         assert await c.ask(cmd="start", names=["backup"], wait=True) == {"ok": True}
         backup = (await c.ask(cmd="status", names=["backup"]))["processes"][0]
         assert backup["last_exit"] == {"code": 0} and backup["next_run"] is not None
+
+
+async def test_a_live_socket_is_never_replaced(tmp_path: Path) -> None:
+    async with running(tmp_path, two(), forever()) as first:
+        second_config = Config(processes=two(), control_socket=first.config.control_socket)
+        second = make_supervisor(second_config, FakeOS(forever(), config=second_config))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(second.run)
+            second.request_shutdown("test")
+        warning = [e for e in second.log.events if e.event == "control_socket"]  # type: ignore[attr-defined]
+        assert warning and "another process is serving it" in warning[0].message
+        async with connect(first) as c:  # the first still answers on it
+            assert (await c.ask(cmd="version"))["ok"]
+
+
+async def test_a_follower_that_falls_behind_gets_overflow_and_its_stream_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("trinit.runtime.events.QUEUE_SIZE", 3)
+    async with running(tmp_path, two(), forever()) as sup:
+        await sup.wait_ready("app")
+        with sup.events.follow() as events:
+            for i in range(5):
+                sup.log.info("test", f"event {i}")
+            seen = [e["event"] async for e in events]
+        assert seen == ["test", "test", "test", "overflow"]
+        assert not sup.events.followed

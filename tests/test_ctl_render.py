@@ -107,7 +107,5 @@ def test_event_line_falls_back_when_a_field_is_missing() -> None:
         " a went x"
     )
     assert event_line({"event": "hook", "process": "a"}).endswith(" a hook")
-    assert event_line({"event": "overflow", "dropped": 4}).endswith(
-        " 4 events were dropped: this follower did not keep up"
-    )
+    assert event_line({"event": "overflow"}).endswith(" this follower fell behind: the stream ends here")
     assert event_line({"ts": "not a time", "level": "warning", "message": "m"})[8:] == " warning: m"

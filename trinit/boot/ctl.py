@@ -89,8 +89,8 @@ def _follow(conn: Connection, raw: bool) -> int:
         _write(escape_json_controls(line.decode("utf-8")) + "\n" if raw else event_line(event) + "\n")
         if kind == "overflow":
             _say(
-                f"trinit ctl: trinit dropped {event.get('dropped')} events and closed the stream: "
-                "this follower did not keep up (is its output read fast enough?)\n"
+                "trinit ctl: trinit ended the event stream: this follower fell 10,000 events behind "
+                "(is its output read fast enough?)\n"
             )
             return 1
         done = done or kind == "shutdown_done"

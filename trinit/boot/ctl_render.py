@@ -132,7 +132,7 @@ def event_line(event: dict[str, object]) -> str:
         if event.get("event") == "state":
             message = f"is now {event.get('state')}"
         elif event.get("event") == "overflow":
-            message = f"{event.get('dropped')} events were dropped: this follower did not keep up"
+            message = "this follower fell behind: the stream ends here"
         else:
             message = str(event.get("event", "event"))
     if process is None:
