@@ -113,7 +113,7 @@ class Bootstrap:
             signals,
             on_signal=on_signal,
             on_child=self._reaper.reap if self._reaper is not None else None,
-            collect=self._reaper.collect if self._reaper is not None else None,
+            collect=self._reaper.collect_if_cheap if self._reaper is not None else None,
             rewrite=opts.rewrite,
         )
         self.router.targets = targets
