@@ -88,6 +88,12 @@ class ProcessSpec:
     jitter: float = 0.0
     overlap: Overlap = "skip"
     run_on_start: bool = False
+    #: Lifecycle hooks (SPEC §9), each command a final argv; see ``config/hooks``.
+    pre_start: tuple[tuple[str, ...], ...] = ()
+    pre_stop: tuple[str, ...] | None = None
+    stop_delay: float = 0.0
+    post_stop: tuple[str, ...] | None = None
+    hook_timeout: float = defaults.HOOK_TIMEOUT
     #: The ``after`` names given without a condition (array form).  Their condition is
     #: the default ("completed" on a oneshot, else "ready"), which ``Config`` fills in
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
@@ -130,6 +136,11 @@ class ProcessSpec:
         jitter: float | str | None = None,
         overlap: str | None = None,
         run_on_start: bool | None = None,
+        pre_start: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        pre_stop: str | Sequence[str] | None = None,
+        stop_delay: float | str | None = None,
+        post_stop: str | Sequence[str] | None = None,
+        hook_timeout: float | str | None = None,
         _after_implicit: Iterable[str] = (),
     ) -> None:
         given = {
@@ -142,7 +153,8 @@ class ProcessSpec:
             "forward_signals": forward_signals, "cwd": cwd, "env": env, "env_file": env_file,
             "inherit_env": inherit_env, "user": user, "group": group, "output": output,
             "schedule": schedule, "every": every, "jitter": jitter, "overlap": overlap,
-            "run_on_start": run_on_start,
+            "run_on_start": run_on_start, "pre_start": pre_start, "pre_stop": pre_stop,
+            "stop_delay": stop_delay, "post_stop": post_stop, "hook_timeout": hook_timeout,
         }  # fmt: skip
         draft = check_process(
             name,

@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 
 from . import defaults
+from .hooks import DEFAULTS as HOOK_DEFAULTS
+from .hooks import hook_rules
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
 from .schedule import cron, schedule_rules
@@ -150,6 +152,7 @@ DEFAULTS: dict[str, Any] = {
     "group": None,
     "output": defaults.OUTPUT,
     **SCHEDULE_DEFAULTS,
+    **HOOK_DEFAULTS,
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
@@ -246,6 +249,7 @@ def check_process(
     if "env" in given:
         env = environment(given["env"], problems)
         values["env"] = INVALID if env is None else env
+    hook_rules(given, values, problems)
     if "signal_group" not in given:
         values["signal_group"] = values["shell"] is True
     if "forward_signals" not in given:
