@@ -87,7 +87,10 @@ def test_every_kind_of_process_may_have_hooks() -> None:
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ({"pre_start": 3}, "pre_start: must be a command (an argv array or a string), or an array of commands"),
+        (
+            {"pre_start": 3},
+            "pre_start: must be a command (an argv array or a string), or an array of commands",
+        ),
         ({"pre_start": [["a"], "b"]}, "pre_start: mixes commands and words"),
         ({"pre_start": [["a"], []]}, "pre_start: command 2: must not be empty"),
         ({"pre_start": [["a", 1]]}, "pre_start: command 1: item 2 must be a string (got 1)"),
@@ -116,7 +119,13 @@ def test_hook_timeout_at_its_default_needs_no_hook() -> None:
 
 def test_every_hook_error_is_reported_at_once() -> None:
     errors = errors_of(pre_start=1, pre_stop=2, post_stop=3, stop_delay="x", hook_timeout=-1)
-    assert [e.split(": ")[1] for e in errors] == ["pre_start", "pre_stop", "post_stop", "stop_delay", "hook_timeout"]
+    assert [e.split(": ")[1] for e in errors] == [
+        "pre_start",
+        "pre_stop",
+        "post_stop",
+        "stop_delay",
+        "hook_timeout",
+    ]
 
 
 def test_hooks_are_expanded_like_commands() -> None:
@@ -194,7 +203,9 @@ def test_the_longest_stop_path_counts_hooks_and_stop_delay() -> None:
 def test_check_shows_the_hooks_in_the_stop_plan() -> None:
     text = render_plan(make_plan(config_of(HOOKED)))
     assert "  app    main      app  [pre_start: 2 commands, each up to 30 s]\n" in text
-    assert "  db     pre_stop (up to 4 s); 2 s stop_delay; SIGTERM, 5 s grace; post_stop (up to 4 s)\n" in text
+    assert (
+        "  db     pre_stop (up to 4 s); 2 s stop_delay; SIGTERM, 5 s grace; post_stop (up to 4 s)\n" in text
+    )
     assert "Longest stop path: 23 s (app -> flush -> db), within shutdown_timeout (30 s)\n" in text
 
 
