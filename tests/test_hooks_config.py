@@ -244,3 +244,12 @@ hook_timeout = "30s"
     )
     spec = load_config(str(path)).processes[0]
     assert spec.pre_start == (("render-config", "/etc/api.conf"),) and spec.stop_delay == 5.0
+
+
+def test_an_expansion_error_names_the_command_of_several() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_of('[process.app]\ncommand = "app"\npre_start = [["a"], ["b", "${NOPE}"]]\n')
+    assert info.value.errors == [
+        't.toml: process "app": pre_start: command 2: ${NOPE} is not set in trinit\'s environment '
+        "(set it, give a default like ${NOPE:-value}, or write $$ for a literal $)"
+    ]

@@ -266,7 +266,10 @@ def prepare_process(
     for key in HOOKS:  # commands too; pre_start may be an array of them
         hook = out.get(key)
         if isinstance(hook, list) and any(isinstance(c, list) for c in hook):
-            out[key] = [expanded_command(key, c) if isinstance(c, list) else c for c in hook]
+            out[key] = [
+                expanded_command(f"{key}: command {i}", c) if isinstance(c, list) else c
+                for i, c in enumerate(hook, 1)
+            ]
         elif key in out:
             out[key] = expanded_command(key, hook)
     if isinstance(out.get("cwd"), str) and out["cwd"]:
