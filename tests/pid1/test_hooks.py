@@ -5,7 +5,8 @@
   ``stop_delay``;
 * hooks run with the process's user, group, env and cwd, and get the ``TRINIT_*`` variables;
 * a failed ``pre_start`` of main is a failed start: exit 1, main never runs;
-* a ``pre_stop`` that hangs is ended by the shutdown budget, and the process still gets SIGKILL.
+* a ``pre_stop`` that hangs is ended by the shutdown budget, and the process still gets SIGKILL;
+* ``trinit ctl restart`` and ``trinit ctl stop`` run ``pre_stop`` and ``stop_delay`` first too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import CHILDREN, PY, pids_with, wait_for
+from .helpers import CHILDREN, PY, TRINIT, clean_env, pids_with, wait_for
 from .orch.common import Events, now_ns, orch_fixture, toml_config, wait_log
 
 pytestmark = pytest.mark.pid1
@@ -199,3 +201,41 @@ def test_the_budget_ends_a_hanging_pre_stop_and_sigkills_the_process(h, tmp_path
     assert "pre_stop hook was stopped before it ended" in log, log
     assert "shutdown_timeout of 1 s ran out" in log
     assert "stopping with SIGTERM" not in log
+
+
+def test_ctl_restart_and_ctl_stop_run_pre_stop_before_the_stop_signal(h, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ev = Events(tmp_path / "events")
+    sock = tmp_path / "ctl.sock"
+    cfg = toml_config(
+        {
+            "svc": {
+                "command": ev.kid("svc", "on=TERM:exit", "forever"),
+                "pre_stop": ev.kid("drain", "sleep=0.2", "mark=drained"),
+                "stop_delay": 0.2,
+            },
+            "app": {"command": ["sleep", "100"], "main": True},
+        },
+        control_socket=str(sock),
+    )
+    run = h.run_config(cfg, net=False)
+    ev.wait("svc", "start", run=run)
+    wait_for(sock.exists, message="the control socket")
+
+    def ctl(*args: str) -> None:
+        proc = subprocess.run(
+            [TRINIT, "ctl", "--socket", str(sock), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=clean_env(),
+        )
+        assert proc.returncode == 0, proc.stderr
+
+    ctl("restart", "svc", "--wait")
+    ev.wait("svc", "start", count=2, run=run)
+    assert ev.t("drain", "drained") + 0.2e9 <= ev.t("svc", "TERM") < ev.t("svc", "start", 1)
+    ctl("stop", "svc", "--wait")
+    assert ev.t("drain", "drained", 1) + 0.2e9 <= ev.t("svc", "TERM", 1)
+    run.send(signal.SIGTERM)
+    assert run.wait(20) == 143, run.stderr()  # main (sleep) ends by the SIGTERM passed on to it
+    assert len(ev.of("drain", "drained")) == 2  # a stopped process is not stopped again
