@@ -15,7 +15,7 @@ import trio
 from fakeutil import settle, stop_at, term_after
 from trio.testing import MockClock
 
-from trinit import Config, ProcessSpec
+from trinit import Config, ProcessSpec, TrinitError
 from trinit.runtime.state import State
 from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, make_supervisor, run_supervisor
@@ -508,3 +508,21 @@ async def test_the_ready_file_is_removed_while_pre_stop_drains(autojump_clock: M
         await rt.start("web", wait=True)
         assert "/run/ready" in fake.ready_files
         rt.request_shutdown("test")
+
+
+async def test_a_hook_the_os_layer_cannot_set_up_is_a_hook_error(autojump_clock: MockClock) -> None:
+
+    config = Config([ProcessSpec("app", ["app"], main=True, post_stop="report")])
+    fake = FakeOS({"app": Behaviour.exits(0, after=1)})
+    spawn = fake.spawn
+
+    def refuse_hooks(argv: Any, **kwargs: Any) -> int:
+        if argv[0] == "report":
+            raise TrinitError("a helper it needs is missing")
+        return spawn(argv, **kwargs)
+
+    fake.spawn = refuse_hooks  # type: ignore[method-assign]
+    log = FakeLog()
+    assert await run_supervisor(config, fake, log=log) == 0
+    assert hook_events(log) == [(1, "post_stop", "error")]
+    assert "could not start: a helper it needs is missing" in log.find("hook")[0].message

@@ -259,9 +259,11 @@ class Spawner:
         try:
             out, err = self._stdio(spec, read_fds, write_fds, hook=True)
             handle = self._spawn_helper(spec, argv, env, out, err)
-        except BaseException:
+        except BaseException as exc:
             for fd, _ in read_fds:
                 self.os.close(fd)
+            if isinstance(exc, TrinitError):  # what the OS layer could not set up for it
+                raise StartFailure(str(exc)) from exc
             raise
         finally:
             for fd in write_fds:
