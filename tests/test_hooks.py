@@ -511,7 +511,6 @@ async def test_the_ready_file_is_removed_while_pre_stop_drains(autojump_clock: M
 
 
 async def test_a_hook_the_os_layer_cannot_set_up_is_a_hook_error(autojump_clock: MockClock) -> None:
-
     config = Config([ProcessSpec("app", ["app"], main=True, post_stop="report")])
     fake = FakeOS({"app": Behaviour.exits(0, after=1)})
     spawn = fake.spawn
