@@ -64,6 +64,25 @@ def commands(draw: Any) -> tuple[Any, tuple[str, ...], bool]:
     return shlex.join(argv), tuple(argv), False
 
 
+argvs = st.lists(words.map(str.strip).filter(bool), min_size=1, max_size=3)
+
+
+def draw_hooks(draw: Any, table: dict[str, Any], want: dict[str, Any]) -> None:
+    """Hooks as arrays (an argv whatever ``shell`` says); pre_start as one command or several."""
+    if draw(st.booleans()):
+        several = draw(st.lists(argvs, min_size=1, max_size=3))
+        table["pre_start"] = several[0] if len(several) == 1 and draw(st.booleans()) else several
+        want["pre_start"] = tuple(tuple(a) for a in several)
+    for key in ("pre_stop", "post_stop"):
+        if draw(st.booleans()):
+            command = draw(argvs)
+            table[key], want[key] = command, tuple(command)
+    if draw(st.booleans()):
+        table["stop_delay"], want["stop_delay"] = draw(durations)
+    if any(key in table for key in ("pre_start", "pre_stop", "post_stop")) and draw(st.booleans()):
+        table["hook_timeout"], want["hook_timeout"] = draw(positive_durations)
+
+
 @st.composite
 def configs(draw: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """A valid TOML-shaped config and, per process, the fields the model must show."""
@@ -179,6 +198,7 @@ def configs(draw: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
             table["signal_group"] = want["signal_group"] = draw(st.booleans())
         else:
             want["signal_group"] = shell
+        draw_hooks(draw, table, want)
         tables[name] = table
         expected[name] = want
     data: dict[str, Any] = {"process": tables}

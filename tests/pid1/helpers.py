@@ -283,6 +283,20 @@ class Trinit:
                 pass
 
 
+def needs_own_socket(args: list[str], env: dict[str, str] | None) -> bool:
+    """A config serves /run/trinit/control.sock by default: a test run gets one in its own folder
+    instead, unless the test sets TRINIT_CONTROL_SOCKET or its config has a control_socket key."""
+    if "TRINIT_CONTROL_SOCKET" in (env or {}):
+        return False
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("-c", "--config"):
+            try:
+                return "control_socket" not in Path(args[i + 1]).read_text(errors="replace")
+            except OSError:
+                return True
+    return True
+
+
 def _config_mode(args: list[str]) -> bool:
     """Whether trinit's own options (before the command) include -c/--config."""
     with_value = {"-c", "--config", "-t", "--stop-timeout", "-p", "--pdeathsig", "-e", "--success-exit",
@@ -327,9 +341,7 @@ class Harness:
         if lifecycle and not config_mode:
             args.insert(0, "-v")
         self._count += 1
-        if config_mode and "TRINIT_CONTROL_SOCKET" not in (env or {}):
-            # A config serves /run/trinit/control.sock by default: keep each run's in its own folder
-            # (unless the test sets one, or the config does with its own key: the env would win).
+        if config_mode and needs_own_socket(args, env):
             env = {**(env or {}), "TRINIT_CONTROL_SOCKET": str(self.tmp / f"ctl-{self._count}.sock")}
         stderr_path = self.tmp / f"trinit-{self._count}.stderr"
         stdout_path = self.tmp / f"trinit-{self._count}.stdout" if capture_stdout else None

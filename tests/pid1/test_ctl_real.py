@@ -74,7 +74,7 @@ def config(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_status_steering_probes_and_events_against_a_real_trinit(h, config, pid1):
     path, sock = config
-    run = h.start(["-c", str(path)], env={"TRINIT_CONTROL_SOCKET": str(sock)})
+    run = h.start(["-c", str(path)])
     wait_for(lambda: client("probe", "ready", sock=sock).returncode == 0 or not run.running())
     assert run.running(), run.stderr()
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600

@@ -24,6 +24,7 @@ ON_FAILURE = "shutdown"
 RETRIES = 0
 PHASE = "run"
 OUTPUT = "inherit"
+HOOK_TIMEOUT = 30.0
 
 # ready = { ... }
 READY_INTERVAL = 0.1

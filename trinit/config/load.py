@@ -22,6 +22,7 @@ import attrs
 from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
+from .hooks import HOOKS
 from .model import Config, ProcessSpec
 from .schedule import ZoneError, zone_from_environ
 from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_after
@@ -234,7 +235,7 @@ def prepare_process(
 ) -> dict[str, Any]:
     """What the file adds to a process's raw keys: expansion and absolute paths.
 
-    A string ``command`` (without ``shell``) is split first and each word expanded
+    A string ``command`` or hook (without ``shell``) is split first and each word expanded
     after, so a value with spaces stays one argument and is never parsed as quotes;
     with ``shell = true`` the string is expanded whole and ``/bin/sh`` does the rest.
     Values of the wrong type are left for the model's checks to report.
@@ -248,16 +249,29 @@ def prepare_process(
             problems.add(key, str(exc))
             return value
 
-    command = out.get("command")
-    if isinstance(command, str) and out.get("shell") is not True:
-        # A string that cannot be split is left for the model, which reports it with the
-        # same message as for keyword arguments.
-        with contextlib.suppress(ValueError):
-            command = shlex.split(command)
-    if isinstance(command, str):
-        out["command"] = expanded("command", command)
-    elif isinstance(command, list):
-        out["command"] = [expanded("command", w) if isinstance(w, str) else w for w in command]
+    def expanded_command(key: str, command: object) -> object:
+        if isinstance(command, str) and out.get("shell") is not True:
+            # A string that cannot be split is left for the model, which reports it with the
+            # same message as for keyword arguments.
+            with contextlib.suppress(ValueError):
+                command = shlex.split(command)
+        if isinstance(command, str):
+            return expanded(key, command)
+        if isinstance(command, list):
+            return [expanded(key, w) if isinstance(w, str) else w for w in command]
+        return command
+
+    if "command" in out:
+        out["command"] = expanded_command("command", out["command"])
+    for key in HOOKS:  # commands too; pre_start may be an array of them
+        hook = out.get(key)
+        if isinstance(hook, list) and any(isinstance(c, list) for c in hook):
+            out[key] = [
+                expanded_command(f"{key}: command {i}", c) if isinstance(c, list) else c
+                for i, c in enumerate(hook, 1)
+            ]
+        elif key in out:
+            out[key] = expanded_command(key, hook)
     if isinstance(out.get("cwd"), str) and out["cwd"]:
         out["cwd"] = _absolute(expanded("cwd", out["cwd"]), base_dir)
     if isinstance(out.get("env"), Mapping):

@@ -97,6 +97,12 @@ class ProcessSpec:
     capabilities: tuple[str, ...] | None = None
     oom_score_adj: int | None = None
     nice: int | None = None
+    #: Lifecycle hooks (SPEC §9), each command a final argv; see ``config/hooks``.
+    pre_start: tuple[tuple[str, ...], ...] = ()
+    pre_stop: tuple[str, ...] | None = None
+    stop_delay: float = 0.0
+    post_stop: tuple[str, ...] | None = None
+    hook_timeout: float = defaults.HOOK_TIMEOUT
     #: The ``after`` names given without a condition (array form).  Their condition is
     #: the default ("completed" on a oneshot, else "ready"), which ``Config`` fills in
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
@@ -145,6 +151,11 @@ class ProcessSpec:
         capabilities: Sequence[str] | None = None,
         oom_score_adj: int | None = None,
         nice: int | None = None,
+        pre_start: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        pre_stop: str | Sequence[str] | None = None,
+        stop_delay: float | str | None = None,
+        post_stop: str | Sequence[str] | None = None,
+        hook_timeout: float | str | None = None,
         _after_implicit: Iterable[str] = (),
     ) -> None:
         given = {
@@ -160,6 +171,8 @@ class ProcessSpec:
             "run_on_start": run_on_start,
             "umask": umask, "rlimits": rlimits, "no_new_privileges": no_new_privileges,
             "capabilities": capabilities, "oom_score_adj": oom_score_adj, "nice": nice,
+            "pre_start": pre_start, "pre_stop": pre_stop,
+            "stop_delay": stop_delay, "post_stop": post_stop, "hook_timeout": hook_timeout,
         }  # fmt: skip
         draft = check_process(
             name,

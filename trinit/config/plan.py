@@ -12,7 +12,8 @@ CONTRACT (the runtime reads exactly these fields):
   before it runs (its ``after`` names plus, transitively, their dependents).
 - ``stop_layers``: for display: groups of names (processes and stop jobs) that stop together.
 - ``longest_stop_path``: (seconds, names) the longest sum of ``stop_timeout`` along a stop chain,
-  names in the order they stop; a stop job counts its ``timeout`` (0 without one).
+  names in the order they stop; a stop job counts its ``timeout`` (0 without one); hooks and
+  ``stop_delay`` count too (see :func:`stop_weight`).
 - ``warnings``: lines ``trinit check`` prints (e.g. the longest stop path exceeds shutdown_timeout).
 
 A ``Config`` is validated once when it is built (graph included), so planning does not
@@ -65,7 +66,7 @@ def make_plan(config: Config) -> Plan:
     stop_waits_for.update({j: frozenset() for j in jobs})
     waits = {**stop_waits_for, **needs}
 
-    weight = {s.name: (s.timeout or 0.0) if s.phase == "stop" else s.stop_timeout for s in specs}
+    weight = {s.name: stop_weight(s) for s in specs}
     order = stable_order(names, deps)
     stop_order = stable_order(names, waits)
     longest = _longest_path(stop_order, waits, weight)
@@ -82,6 +83,17 @@ def make_plan(config: Config) -> Plan:
     )
 
 
+def stop_weight(spec: ProcessSpec) -> float:
+    """The most one process adds to a stop chain: a stop job's ``timeout`` (0 without one), else its
+    ``pre_stop`` (bounded by ``hook_timeout``), ``stop_delay`` and ``stop_timeout``; either way its
+    ``post_stop``, which runs before it counts as stopped (and a stop job's ``pre_start`` hooks)."""
+    post = spec.hook_timeout if spec.post_stop is not None else 0.0
+    if spec.phase == "stop":
+        return (spec.timeout or 0.0) + len(spec.pre_start) * spec.hook_timeout + post
+    pre = spec.hook_timeout if spec.pre_stop is not None else 0.0
+    return pre + spec.stop_delay + spec.stop_timeout + post
+
+
 def _warnings(
     config: Config,
     longest: tuple[float, tuple[str, ...]],
@@ -96,7 +108,7 @@ def _warnings(
         yield (
             f"the longest stop path takes up to {seconds:g} s ({' -> '.join(path)}), more than "
             f"shutdown_timeout ({config.shutdown_timeout:g} s): the last to stop may get SIGKILL "
-            "before their grace ends; raise shutdown_timeout or lower a stop_timeout"
+            "before their grace ends; raise shutdown_timeout, or lower a stop_timeout, stop_delay or hook_timeout"
         )
     yield from tool_warnings(config.processes)
     for job, needs in closure.items():

@@ -63,6 +63,9 @@ def _details(spec: ProcessSpec) -> list[str]:
         out.append("failure shuts down")
     elif not spec.main and not spec.scheduled and spec.on_failure == "ignore":
         out.append("failure ignored")
+    if spec.pre_start:
+        n = len(spec.pre_start)
+        out.append(f"pre_start: {n} command{'s' if n > 1 else ''}, each up to {_secs(spec.hook_timeout)}")
     if spec.user is not None or spec.group is not None:
         out.append(f"as {spec.user or ''}{':' + spec.group if spec.group else ''}")
     return out + summary(spec)
@@ -74,7 +77,14 @@ def _stop_how(spec: ProcessSpec) -> str:
     else:
         sig = signal_name(spec.stop_signal)
     group = " to its group" if spec.signal_group else ""
-    return f"{sig}{group}, {_secs(spec.stop_timeout)} grace"
+    steps = [f"{sig}{group}, {_secs(spec.stop_timeout)} grace"]
+    if spec.stop_delay:
+        steps.insert(0, f"{_secs(spec.stop_delay)} stop_delay")
+    if spec.pre_stop is not None:
+        steps.insert(0, f"pre_stop (up to {_secs(spec.hook_timeout)})")
+    if spec.post_stop is not None:
+        steps.append(f"post_stop (up to {_secs(spec.hook_timeout)})")
+    return "; ".join(steps)
 
 
 def _fire_times(jobs: list[ProcessSpec], now: float | None, environ: Mapping[str, str] | None) -> list[str]:

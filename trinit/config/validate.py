@@ -19,6 +19,8 @@ import attrs
 from . import defaults
 from .hardening import DEFAULTS as HARDENING_DEFAULTS
 from .hardening import check_privileges, parse_hardening
+from .hooks import DEFAULTS as HOOK_DEFAULTS
+from .hooks import hook_rules
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
 from .schedule import cron, schedule_rules
@@ -153,6 +155,7 @@ DEFAULTS: dict[str, Any] = {
     "output": defaults.OUTPUT,
     **SCHEDULE_DEFAULTS,
     **HARDENING_DEFAULTS,
+    **HOOK_DEFAULTS,
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
@@ -250,6 +253,7 @@ def check_process(
     if "env" in given:
         env = environment(given["env"], problems)
         values["env"] = INVALID if env is None else env
+    hook_rules(given, values, problems)
     if "signal_group" not in given:
         values["signal_group"] = values["shell"] is True
     if "forward_signals" not in given:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from ..io.log import Logger
     from ..system.status import ExitStatus
+    from .hooks import Hooks
     from .process import ProcessHandle
     from .runner import Runner
 
@@ -21,6 +22,7 @@ class RunnerHost(Protocol):
     log: Logger
     shutting_down: bool
     force: trio.Event
+    hooks: Hooks
 
     def spawn(self, runner: Runner) -> ProcessHandle: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -12,6 +12,8 @@ from ..boot.parse import signal_name
 from ..system.status import ExitStatus
 
 if TYPE_CHECKING:
+    import trio
+
     from ..io.log import Logger
     from ..system.reaper import Waiter
 
@@ -86,6 +88,8 @@ class ProcessHandle:
     #: How many :func:`~trinit.runtime.stopping.terminate` calls are under way (each reacts
     #: to a forced shutdown itself).
     stops: int = 0
+    #: Set once its ``pre_stop`` hook and ``stop_delay`` are over (SPEC §9); None until a stop begins them.
+    pre_stop_done: trio.Event | None = None
 
     @property
     def stopping(self) -> bool:
@@ -124,6 +128,12 @@ class ProcessHandle:
             self.sendfd(self.waiter.pidfd, sig)
         else:
             self.send(self.pid, sig)
+
+
+def log_start(log: Logger, handle: ProcessHandle, command: Sequence[str]) -> None:
+    """The "started" line of a run."""
+    text = " ".join(command)
+    log.info("started", f"started: {text}", process=handle.name, pid=handle.pid, argv=list(command))
 
 
 def log_exit(log: Logger, handle: ProcessHandle, status: ExitStatus, run_time: float, *, quiet: bool) -> None:

@@ -16,7 +16,7 @@ import trio
 
 from ..system.status import ExitStatus
 from .policy import Kind, decide
-from .process import ProcessHandle, StartFailure, log_exit, start_error
+from .process import ProcessHandle, StartFailure, log_exit, log_start, start_error
 from .state import STOPS, EndReason, State, check_transition
 from .stopping import stop_signal_for, terminate
 
@@ -133,6 +133,7 @@ class Runner:
         handle = self.handle or self._left
         if handle is not None:
             await self._terminate(handle, sig)
+        if handle is not None or self.state is State.STARTING:  # STARTING: its pre_start hooks end first
             await self.done.wait()
 
     async def restart(self) -> None:
@@ -235,7 +236,7 @@ class Runner:
             end = self._end
             failed_without_exit = end in _FAILED_BY_US or status is None
             if spec.main:
-                self._finish(State.EXITED if status is not None else State.FAILED)
+                self._finish(State.EXITED if status is not None or end in STOPS else State.FAILED)
                 self.host.main_exited(self, status, failed_without_exit)
                 return
             if end in STOPS or (end is EndReason.RESTART and self._cancelled()):
@@ -316,6 +317,8 @@ class Runner:
             if self._end not in STOPS:
                 self._end = None
             self._move(State.STARTING)
+            if self.spec.pre_start and not await self._pre_start():
+                return None, 0.0
             try:
                 handle = self.host.spawn(self)
             except OSError as exc:
@@ -327,10 +330,7 @@ class Runner:
             except StartFailure as exc:
                 self.host.log.error("failed", f"could not start: {exc}", process=self.name)
                 return None, 0.0
-        command = self.spec.command
-        self.host.log.info(
-            "started", f"started: {' '.join(command)}", process=self.name, pid=handle.pid, argv=list(command)
-        )
+        log_start(self.host.log, handle, self.spec.command)
         self.handle = handle
         self.last_pid = handle.pid
         if self.log_watch is not None:
@@ -350,7 +350,21 @@ class Runner:
         self.last_status = status
         caused_by_us = self._end in STOPS or self._end is EndReason.RESTART
         log_exit(self.host.log, handle, status, run_time, quiet=caused_by_us or self._success(status))
+        if self.spec.post_stop is not None:  # part of its stop: it counts as stopped after it
+            self._move(State.STOPPING)
+            await self.host.hooks.post_stop(self, status)
         return status, run_time
+
+    async def _pre_start(self) -> bool:
+        """Its pre_start hooks (SPEC §9): False after a failed one (a failed start), or when a stop
+        or the shutdown cut them short (then nothing was started, and nothing failed)."""
+        ok = False
+        with trio.CancelScope() as self._pending:
+            ok = await self.host.hooks.pre_start(self)
+        self._pending = None
+        if self._cancelled():
+            self._end = self._end if self._end in STOPS else EndReason.STOP
+        return ok and not self._cancelled()
 
     async def _probe(self, handle: ProcessHandle) -> None:
         ok = await self.host.probe(self, handle)
@@ -381,5 +395,6 @@ class Runner:
             return
         if not handle.exited:  # else only its process group is left
             self._move(State.STOPPING)
+        await self.host.hooks.before_stop(self, handle)  # pre_stop, stop_delay
         sig = sig or stop_signal_for(self.spec)
         await terminate(handle, sig, self.spec.stop_timeout, self.host.force, self.host.log)

@@ -111,7 +111,7 @@ class Shutdown:
             await self._stopped[name].wait()
         handle = runner.handle
         if handle is not None and handle.group and not handle.exited and not self.rt.force.is_set():
-            self._group_stopped.add(handle.pid)  # runner.stop signals its group, with no checkpoint first
+            self._group_stopped.add(handle.pid)  # runner.stop signals its group (after its pre_stop, if any)
         await runner.stop(stop_signal_for(runner.spec, self.rt.stop_signal))
         self._stopped[runner.name].set()
 

@@ -1,6 +1,7 @@
 """Starting children: environment, stdio, output pumps, exec probes, and adopting the fast start.
 
-Every child goes through :meth:`Spawner.spawn` (or :meth:`Spawner.run_probe`) on the OS
+Every child goes through :meth:`Spawner.spawn` (or :meth:`Spawner.run_probe`,
+:meth:`Spawner.spawn_hook`) on the OS
 layer and is watched by the run's exit watcher before any checkpoint, so its exit is
 never mistaken for an orphan's.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -119,8 +120,9 @@ class Spawner:
             for fd in write_fds:
                 self.os.close(fd)
         handle = self.handle(spec, pid)
+        on_line = runner.log_watch.feed if runner.log_watch is not None else None
         for fd, stream in read_fds:
-            self._start_pump(runner, fd, stream)
+            self._start_pump(spec, fd, stream, on_line)
         if give_terminal and self.os.give_terminal(pid):
             self._continue(pid)
         return handle
@@ -138,10 +140,16 @@ class Spawner:
             pass
 
     def _stdio(
-        self, spec: ProcessSpec, read_fds: list[tuple[int, Stream]], write_fds: list[int]
+        self,
+        spec: ProcessSpec,
+        read_fds: list[tuple[int, Stream]],
+        write_fds: list[int],
+        *,
+        hook: bool = False,
     ) -> tuple[int | None, int | None]:
-        """The child's stdout and stderr: inherited, /dev/null, or pipes that trinit reads."""
-        reads_log = spec.ready is not None and spec.ready.kind == "log"
+        """The child's stdout and stderr: inherited, /dev/null, or pipes that trinit reads
+        (a hook's output never makes its process ready, so it is only read to be prefixed)."""
+        reads_log = not hook and spec.ready is not None and spec.ready.kind == "log"
         if spec.output == "inherit" and not reads_log:
             return None, None
         if spec.output == "null" and not reads_log:
@@ -163,11 +171,11 @@ class Spawner:
             self.stderr = stdio_writer(2)
         return self.stderr
 
-    def _start_pump(self, runner: Runner, fd: int, stream: Stream) -> None:
-        spec = runner.spec
+    def _start_pump(
+        self, spec: ProcessSpec, fd: int, stream: Stream, on_line: Callable[[str], None] | None
+    ) -> None:
         writer = self._writer(stream)
         writer.start()
-        on_line = runner.log_watch.feed if runner.log_watch is not None else None
         assert self.nursery is not None
         if self._pumps == 0 and self._pumps_done.is_set():  # a start after every pump had ended
             self._pumps_done = trio.Event()
@@ -231,23 +239,60 @@ class Spawner:
                     bytes=size,
                 )
 
+    def _spawn_helper(
+        self, spec: ProcessSpec, argv: Sequence[str], env: Mapping[str, str], out: int | None, err: int | None
+    ) -> ProcessHandle:
+        """Start a short-lived helper of ``spec`` (an exec probe, a hook) as its process starts:
+        its user, group, cwd and hardening (SPEC §12), stdin /dev/null; watched before any checkpoint.
+        Raises TrinitError when a hardening helper program is missing."""
+        creds = self._creds.get(spec.name)
+        null = self.os.devnull()
+        pid = self.os.spawn(
+            argv, env=env, cwd=spec.cwd, creds=creds, stdin=null, stdout=out, stderr=err,
+            hardening=spec.hardening,
+        )  # fmt: skip
+        watch = self.watcher_or_fail().watch(pid)
+        # In their own process group: a stop reaches what they started too.
+        return ProcessHandle(spec.name, pid, True, watch, trio.current_time(), self.os.kill, self.os.killpg)
+
+    def spawn_hook(
+        self, spec: ProcessSpec, argv: Sequence[str], extra_env: Mapping[str, str]
+    ) -> ProcessHandle:
+        """Start one lifecycle hook of ``spec`` (SPEC §9): its environment plus ``extra_env``, and
+        its ``output`` mode. Raises OSError (exec) or StartFailure (its environment)."""
+        try:
+            env = build_env(spec, self.environ, self._creds.get(spec.name))
+        except (OSError, ValueError, TrinitError) as exc:
+            raise StartFailure(str(exc)) from exc
+        env.update(extra_env)
+        read_fds: list[tuple[int, Stream]] = []
+        write_fds: list[int] = []
+        try:
+            out, err = self._stdio(spec, read_fds, write_fds, hook=True)
+            handle = self._spawn_helper(spec, argv, env, out, err)
+        except BaseException as exc:
+            for fd, _ in read_fds:
+                self.os.close(fd)
+            if isinstance(exc, TrinitError):  # what the OS layer could not set up for it
+                raise StartFailure(str(exc)) from exc
+            raise
+        finally:
+            for fd in write_fds:
+                self.os.close(fd)
+        for fd, stream in read_fds:
+            self._start_pump(spec, fd, stream, None)
+        return handle
+
     async def run_probe(
         self, spec: ProcessSpec, argv: tuple[str, ...], timeout: float, force: trio.Event
     ) -> bool:
         """Run one exec probe through the same spawner and watcher as every other child."""
-        creds = self._creds.get(spec.name)
-        env = build_env(spec, self.environ, creds)
+        env = build_env(spec, self.environ, self._creds.get(spec.name))
         null = self.os.devnull()
         try:
-            pid = self.os.spawn(
-                argv, env=env, cwd=spec.cwd, creds=creds, stdin=null, stdout=null, stderr=null,
-                hardening=spec.hardening,
-            )  # fmt: skip
+            handle = self._spawn_helper(spec, argv, env, null, null)
         except TrinitError:  # a hardening helper is missing: the process's own start said so already
             return False
-        watch = self.watcher_or_fail().watch(pid)
-        # Probes run in their own process group: the stop reaches what they started too.
-        handle = ProcessHandle(spec.name, pid, True, watch, trio.current_time(), self.os.kill, self.os.killpg)
         try:
             with trio.move_on_after(timeout):
                 status = await handle.waiter.wait()

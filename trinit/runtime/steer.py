@@ -155,10 +155,10 @@ async def restart_one(rt: Runtime, runner: Runner) -> None:
         if not rt.shutting_down:
             rt.launch(runner)
         return
-    if runner.state is State.STOPPING:
-        await runner.done.wait()
-        if not rt.shutting_down:
-            rt.launch(runner)
+    if runner.state is State.STOPPING:  # a stop under way, or the post_stop hook of an exit
+        while runner.state is State.STOPPING:
+            await rt.changed().wait()
+        await restart_one(rt, runner)  # whatever it is now: stopped, or backing off to a restart
         return
     if runner.state is State.BACKOFF:
         runner.wake()

@@ -73,7 +73,7 @@ async def _escalate(
         except ProcessLookupError:
             return
         with trio.move_on_after(grace):
-            await _first(handle.wait_gone, force.wait)
+            await wait_first(handle.wait_gone, force.wait)
         if handle.gone:
             return
         forced = force.is_set()
@@ -132,7 +132,7 @@ async def sweep(
                     os_layer.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        await _first(exited.wait, force.wait)
+        await wait_first(exited.wait, force.wait)
         exited = watcher.next_exit()
         try:
             left = os_layer.descendants()
@@ -184,7 +184,7 @@ async def kill_everything(os_layer: OSLayer, watcher: ExitWatcher) -> None:
     while True:
         exited = watcher.next_exit()
         os_layer.kill_all(signal.SIGKILL)
-        await _first(exited.wait, no_children)
+        await wait_first(exited.wait, no_children)
         if gone:
             return
         try:
@@ -195,7 +195,7 @@ async def kill_everything(os_layer: OSLayer, watcher: ExitWatcher) -> None:
             pass  # no /proc: kill_all again at the next exit (as PID 1 it still reaches all)
 
 
-async def _first(*waits: Callable[[], Awaitable[object]]) -> None:
+async def wait_first(*waits: Callable[[], Awaitable[object]]) -> None:
     """Return as soon as the first of ``waits`` returns."""
     async with trio.open_nursery() as nursery:
 

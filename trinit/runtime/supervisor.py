@@ -21,6 +21,7 @@ from . import steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
+from .hooks import Hooks
 from .process import ProcessStatus
 from .readiness import LogWatch, wait_ready
 from .ready_file import ReadyFile
@@ -98,6 +99,7 @@ class Runtime:
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
         self.shutting_down = False
         self.force = trio.Event()
+        self.hooks = Hooks(self.spawner, log, self.force)
         self.finished = trio.Event()
         self.stop_signal: int | None = None
         self._shutdown_reason: str | None = None

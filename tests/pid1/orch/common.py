@@ -29,6 +29,7 @@ from ..helpers import (
     Harness,
     Trinit,
     clean_env,
+    needs_own_socket,
     read_status,
     require_namespaces,
     sig_mask,
@@ -158,7 +159,7 @@ class OrchHarness(Harness):
         require_namespaces()
         self._count += 1
         args = list(args)
-        if "-c" in args and "TRINIT_CONTROL_SOCKET" not in (env or {}):  # each config run's socket: its own
+        if "-c" in args and needs_own_socket(args, env):  # each config run's socket in its own folder
             env = {**(env or {}), "TRINIT_CONTROL_SOCKET": str(self.tmp / f"ctl-{self._count}.sock")}
         stderr_path = self.tmp / f"trinit-{self._count}.stderr"
         stdout_path = self.tmp / f"trinit-{self._count}.stdout"
