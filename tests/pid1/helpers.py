@@ -290,8 +290,11 @@ def needs_own_socket(args: list[str], env: dict[str, str] | None) -> bool:
         return False
     for i, arg in enumerate(args[:-1]):
         if arg in ("-c", "--config"):
+            path = Path(args[i + 1])
+            if not path.is_file():  # a FIFO: reading it here would take the config from trinit
+                return True
             try:
-                return "control_socket" not in Path(args[i + 1]).read_text(errors="replace")
+                return "control_socket" not in path.read_text(errors="replace")
             except OSError:
                 return True
     return True
