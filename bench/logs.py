@@ -7,12 +7,15 @@ every case: ``cat FILE`` with its stdout on a pipe (the floor: the pipe itself),
 on a pipe. The reader is a separate process that only counts bytes and lines (it stamps its first byte and
 its EOF with CLOCK_MONOTONIC). Figures: lines/s from the first byte to EOF (trinit's start-up left out),
 the whole run's wall time, and trinit's own CPU time per line (all its threads; read from /proc while it is a
-zombie, so its reaped child's CPU is not in it). One more run of each mode keeps the output and checks
-every line (none lost, none torn, in order, each exactly what trinit must write for it), and a last run
-puts a slow reader behind trinit: its peak RSS must not grow with the output (the child is held back).
+zombie, so its reaped child's CPU is not in it), less what a run of one line costs (start-up and
+shutdown). One more run of each case keeps the output and checks every line (none lost, none torn, in
+order, each exactly what trinit must write for it), and a last run puts a slow reader behind trinit: its
+peak RSS must not grow with the output (the child is held back). ``--compare LABEL=COMMAND`` runs another
+trinit (an older version, say) through the same rounds, for before/after figures from one run.
 
-    python3 bench/logs.py --markdown                 # 1,000,000 lines, 5 rounds, ~30 s
+    python3 bench/logs.py --markdown                 # 1,000,000 lines, 5 rounds, about a minute
     python3 bench/logs.py -n 2000000 --runs 9 --json logs.json
+    python3 bench/logs.py --compare "before=env PYTHONPATH=/tmp/old python3 -m trinit"
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -76,6 +80,8 @@ with open(sys.argv[1], "wb") as out:
         if slow:
             time.sleep(0.005)
 """
+#: The reader that keeps everything, for the check.
+KEEPER = "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, open(sys.argv[1], 'wb'), 1 << 20)"
 WORDS = ["GET", "POST", "/api/v1/items", "user=alice", "status=200", "dur_ms=12", "cache=hit", "retry=0"]
 
 
@@ -110,6 +116,8 @@ class Report:
     runs: list[Run] = field(default_factory=list)
     checked: dict[str, str] = field(default_factory=dict)
     slow: SlowReader | None = None
+    #: trinit's own CPU time for one line, per case: start-up and shutdown, taken off the runs' CPU.
+    startup_cpu_s: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -133,16 +141,24 @@ def make_data(path: Path, n: int) -> None:
 
 
 def write_config(folder: Path, data: Path) -> Path:
-    config = folder / "trinit-logs.toml"
+    config = folder / f"{data.stem}.toml"
     config.write_text(f'[process.{PROCESS}]\ncommand = ["cat", "{data}"]\nmain = true\noutput = "prefix"\n')
     return config
 
 
-def producer(case: str, trinit: Sequence[str], config: Path, data: Path) -> list[str]:
-    if case == "cat":
-        return ["cat", str(data)]
-    fmt_ = "json" if case == "trinit json" else "text"
-    return [*trinit, "--log-format", fmt_, "-c", str(config)]
+@dataclass(frozen=True)
+class Case:
+    """``cat FILE``, or one trinit command running it with prefixed output in one log format."""
+
+    name: str
+    kind: str  # "cat", "prefix" or "json"
+    trinit: tuple[str, ...] = ()
+
+    def argv(self, config: Path, data: Path) -> list[str]:
+        if self.kind == "cat":
+            return ["cat", str(data)]
+        log_format = "json" if self.kind == "json" else "text"
+        return [*self.trinit, "--log-format", log_format, "-c", str(config)]
 
 
 def own_cpu_at_exit(pid: int) -> float | None:
@@ -186,22 +202,22 @@ JSON_LINE = re.compile(
 )
 
 
-def line_ok(case: str, want: bytes, got: bytes) -> bool:
-    """Whether ``got`` is exactly what ``case`` writes for the input line ``want``."""
-    if case == "cat":
+def line_ok(kind: str, want: bytes, got: bytes) -> bool:
+    """Whether ``got`` is exactly what a case of ``kind`` writes for the input line ``want``."""
+    if kind == "cat":
         return got == want
-    if case == "trinit prefix":
+    if kind == "prefix":
         return got == PROCESS.encode() + b" | " + want
     match = JSON_LINE.fullmatch(got)
     return match is not None and match[1] == json.dumps(want[:-1].decode()).encode()
 
 
-def check_output(case: str, data: Path, out: Path) -> str:
+def check_output(kind: str, data: Path, out: Path) -> str:
     """'ok', or what is wrong with the first bad line of a kept output."""
     with data.open("rb") as want_f, out.open("rb") as got_f:
         for number, want in enumerate(want_f):
             got = got_f.readline()
-            if not line_ok(case, want, got):
+            if not line_ok(kind, want, got):
                 return f"line {number}: got {got[:120]!r}, want {want[:120]!r}"
         rest = got_f.read()
         if rest:
@@ -229,7 +245,7 @@ def peak_rss_run(trinit: Sequence[str], folder: Path, lines: int, slow: bool) ->
     prod.returncode = os.waitstatus_to_exitcode(status)
     reader.wait()
     seconds = time.monotonic() - start
-    intact = prod.returncode == 0 and check_output("trinit prefix", data, out) == "ok"
+    intact = prod.returncode == 0 and check_output("prefix", data, out) == "ok"
     return usage.ru_maxrss / 1024, seconds, intact
 
 
@@ -243,27 +259,28 @@ def slow_reader_run(trinit: Sequence[str], folder: Path, lines: int) -> SlowRead
     )
 
 
-def summarize(report: Report) -> list[list[str]]:
+def summarize(report: Report, cases: Sequence[Case]) -> list[list[str]]:
     rows: list[list[str]] = []
     by_round_cat = {run.round: run for run in report.runs if run.case == "cat"}
-    for case in ("cat", "trinit prefix", "trinit json"):
-        runs = [run for run in report.runs if run.case == case]
+    for case in cases:
+        runs = [run for run in report.runs if run.case == case.name]
         if not runs:
             continue
         rates = [run.lines_per_s for run in runs]
         ratios = [
             run.lines_per_s / by_round_cat[run.round].lines_per_s for run in runs if run.round in by_round_cat
         ]
-        cpus = [run.cpu_s / run.lines * 1e6 for run in runs if run.cpu_s is not None and case != "cat"]
+        fixed = statistics.median(report.startup_cpu_s.get(case.name) or [0.0])
+        cpus = [(run.cpu_s - fixed) / run.lines * 1e6 for run in runs if run.cpu_s is not None]
         rows.append(
             [
-                case,
+                case.name,
                 f"{statistics.median(rates) / 1e6:.2f} M",
                 f"{max(rates) / 1e6:.2f} M",
                 f"{statistics.median(ratios):.2f}" if ratios else "-",
                 fmt(statistics.median(run.wall_s for run in runs), 2),
-                fmt(statistics.median(cpus), 2) if cpus else "-",
-                report.checked.get(case, "-"),
+                fmt(statistics.median(cpus), 2) if cpus and case.kind != "cat" else "-",
+                report.checked.get(case.name, "-"),
             ]
         )
     return rows
@@ -284,7 +301,14 @@ def main() -> int:
         default=500_000,
         help="lines for the slow-reader run (default 500,000; 0: skip)",
     )
-    parser.add_argument("--only", help="comma-separated cases: cat, prefix, json")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=COMMAND",
+        help="also run this trinit command (repeatable), e.g. an older version",
+    )
+    parser.add_argument("--only", help="comma-separated kinds of case: cat, prefix, json")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="write every figure and run to FILE")
     args = parser.parse_args()
@@ -293,10 +317,20 @@ def main() -> int:
     if trinit is None:
         log("trinit is not installed (pass --trinit)")
         return 1
-    cases = ["cat", "trinit prefix", "trinit json"]
+    cases = [
+        Case("cat", "cat"),
+        Case("trinit prefix", "prefix", tuple(trinit)),
+        Case("trinit json", "json", tuple(trinit)),
+    ]
+    for spec in args.compare:
+        label, _, command = spec.partition("=")
+        if not command:
+            parser.error(f"--compare {spec!r}: give LABEL=COMMAND")
+        other = tuple(shlex.split(command))
+        cases += [Case(f"{label} prefix", "prefix", other), Case(f"{label} json", "json", other)]
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
-        cases = [case for case in cases if case.split()[-1] in wanted]
+        cases = [case for case in cases if case.kind in wanted]
     report = Report(machine=machine(), n=args.n)
     reader = [sys.executable, "-c", READER]
     with tempfile.TemporaryDirectory(prefix="trinit-bench-logs-") as tmp:
@@ -305,38 +339,40 @@ def main() -> int:
         log(f"making {args.n:,} lines of {LINE_BYTES} bytes")
         make_data(data, args.n)
         config = write_config(folder, data)
+        one = folder / "one.txt"
+        make_data(one, 1)
+        one_config = write_config(folder, one)
         errors = folder / "stderr"
         for round_ in range(args.runs):
             for case in cases:
                 try:
-                    out, wall, cpu = run_once(case, producer(case, trinit, config, data), reader, errors)
+                    if case.kind != "cat":
+                        _out, _wall, cpu = run_once(case.name, case.argv(one_config, one), reader, errors)
+                        report.startup_cpu_s.setdefault(case.name, []).append(cpu or 0.0)
+                    out, wall, cpu = run_once(case.name, case.argv(config, data), reader, errors)
                 except BenchError as exc:
                     report.errors.append(str(exc))
                     continue
                 got: dict[str, float] = json.loads(out)
                 if got["lines"] != args.n or got["bytes"] < args.n * LINE_BYTES:
-                    report.errors.append(f"{case}: {got['lines']:,} lines, {got['bytes']:,} bytes read")
-                run = Run(
-                    case, round_, wall, got["end"] - got["first"], int(got["lines"]), int(got["bytes"]), cpu
-                )
+                    report.errors.append(f"{case.name}: {got['lines']:,} lines, {got['bytes']:,} bytes read")
+                stream_s = got["end"] - got["first"]
+                run = Run(case.name, round_, wall, stream_s, int(got["lines"]), int(got["bytes"]), cpu)
                 report.runs.append(run)
-                log(f"round {round_ + 1}: {case}: {run.lines_per_s / 1e6:.2f} M lines/s, wall {wall:.2f} s")
+                log(
+                    f"round {round_ + 1}: {case.name}: {run.lines_per_s / 1e6:.2f} M lines/s, wall {wall:.2f} s"
+                )
+        kept = folder / "kept.out"
+        keep = [sys.executable, "-c", KEEPER, str(kept)]
         for case in cases:
-            kept = folder / "kept.out"
-            keep = [
-                sys.executable,
-                "-c",
-                "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, open(sys.argv[1], 'wb'), 1 << 20)",
-                str(kept),
-            ]
             try:
-                run_once(case, producer(case, trinit, config, data), keep, errors)
+                run_once(case.name, case.argv(config, data), keep, errors)
             except BenchError as exc:
                 report.errors.append(str(exc))
                 continue
-            report.checked[case] = check_output(case, data, kept)
-            if report.checked[case] != "ok":
-                report.errors.append(f"{case}: {report.checked[case]}")
+            report.checked[case.name] = check_output(case.kind, data, kept)
+            if report.checked[case.name] != "ok":
+                report.errors.append(f"{case.name}: {report.checked[case.name]}")
         if args.slow_lines:
             log(f"slow reader: {args.slow_lines:,} lines")
             report.slow = slow_reader_run(trinit, folder, args.slow_lines)
@@ -348,7 +384,7 @@ def main() -> int:
         f"Machine: {describe_machine(report.machine)}; {args.n:,} lines of {LINE_BYTES} bytes, {args.runs} rounds"
     )
     print()
-    print(render_table(header, summarize(report), args.markdown))
+    print(render_table(header, summarize(report, cases), args.markdown))
     if report.slow is not None:
         s = report.slow
         print()
@@ -358,9 +394,9 @@ def main() -> int:
         )
     print()
     rates = {
-        case: statistics.median(run.lines_per_s for run in report.runs if run.case == case)
+        case.name: statistics.median(run.lines_per_s for run in report.runs if run.case == case.name)
         for case in cases
-        if any(run.case == case for run in report.runs)
+        if any(run.case == case.name for run in report.runs)
     }
     verdicts: list[tuple[str, str, bool | None]] = [
         (
