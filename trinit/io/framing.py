@@ -1,10 +1,11 @@
 """Framing a child's output: the bytes read from its pipe in, the bytes its ``output`` mode writes out.
 
 Lines arrive by the hundred per read, so the common case frames a whole block of complete lines
-with a few C-level calls (one split, one join, a check that no line needs escaping) instead of
-Python work per line. Anything else, a line over ``max_line`` bytes or a line with a quote, a
-control character or non-ASCII text in JSON, takes a slower path that gives exactly the same
-bytes (tests/test_framing.py checks both against the line-by-line definition on arbitrary input).
+with a few C-level calls (one split, one join; for JSON a check for control characters and
+invalid UTF-8, and a replace per escaped character: quote, backslash, tab) instead of Python work
+per line. Anything else, a line over ``max_line`` bytes, or in JSON a control character or bytes
+that are not UTF-8, takes a slower path that gives exactly the same bytes (tests/test_framing.py
+checks both against the line-by-line definition on arbitrary input).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ __all__ = ["MAX_LINE", "Framer", "split_lines"]
 
 #: A line longer than this (without its newline) is emitted in pieces of this size.
 MAX_LINE = 64 * 1024
-#: Bytes a JSON string cannot hold as they are (C0 but the newline that ends a line, the quote,
-#: the backslash) or that trinit escapes anyway (DEL): a block without them, all ASCII, is copied.
-_JSON_SPECIAL = bytes([*range(0x0A), *range(0x0B, 0x20), 0x22, 0x5C, 0x7F])
+#: C0 controls but the newline that ends a line and the tab, and DEL: in JSON they become \u
+#: escapes (or \b, \f, \r), so a block holding one takes the line-by-line encoder.
+_JSON_RARE = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+#: The UTF-8 of the C1 controls (U+0080 to U+009F) and U+2028/9, which trinit escapes too.
+_UTF8_CONTROLS = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 #: What json.dumps leaves raw and trinit escapes (the set escape_json_controls escapes).
 _RAW_CONTROLS = re.compile("[\x7f-\x9f\u2028\u2029]")
 
@@ -109,6 +112,28 @@ def _lines_fit(data: bytes, end: int, max_line: int) -> bool:
     return True
 
 
+def _json_plain(block: bytes) -> bytes | None:
+    """``block`` with each line as the inside of its JSON string, if that takes no more than escaping
+    quotes, backslashes and tabs: no other control character, and valid UTF-8 (which JSON holds as it
+    is). Else None, for the line-by-line encoder (replacement characters, escaped controls)."""
+    if len(block.translate(None, _JSON_RARE)) != len(block):
+        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if (b"\xc2" in block or b"\xe2\x80" in block) and _UTF8_CONTROLS.search(block):
+            return None
+    if b"\\" in block:
+        block = block.replace(b"\\", b"\\\\")
+    if b'"' in block:
+        block = block.replace(b'"', b'\\"')
+    if b"\t" in block:
+        block = block.replace(b"\t", b"\\t")
+    return block
+
+
 class Framer:
     """Frames one child stream per ``output`` mode; holds the partial line between reads.
 
@@ -185,10 +210,10 @@ class Framer:
         head = '{"ts":"' + ts + self._json_keys
         if b"\r" in block:
             block = block.replace(b"\r\n", b"\n")
-        if block.isascii() and len(block.translate(None, _JSON_SPECIAL)) == len(block):
-            # Nothing to escape: each line's JSON string is its bytes between quotes.
+        plain = _json_plain(block)
+        if plain is not None:  # each line's JSON string is its (escaped) bytes between quotes
             head_b = head.encode("utf-8", "backslashreplace") + b'"'
-            return head_b + (b'"}\n' + head_b).join(block[:-1].split(b"\n")) + b'"}\n'
+            return head_b + (b'"}\n' + head_b).join(plain[:-1].split(b"\n")) + b'"}\n'
         lines = block.decode("utf-8", "replace").split("\n")[:-1]
         text = head + ("}\n" + head).join(map(encode_basestring, lines)) + "}\n"
         return _escape_json(text).encode("utf-8", "backslashreplace")
