@@ -30,8 +30,8 @@ MAX_LINE = 64 * 1024
 #: C0 controls but the newline that ends a line and the tab, and DEL: in JSON they become \u
 #: escapes (or \b, \f, \r), so a block holding one takes the line-by-line encoder.
 _JSON_RARE = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
-#: The UTF-8 of the C1 controls (U+0080 to U+009F) and U+2028/9, which trinit escapes too.
-_UTF8_CONTROLS = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+#: The UTF-8 of the C1 controls (U+0080 to U+009F), which trinit escapes too (as U+2028/9).
+_UTF8_C1 = re.compile(rb"\xc2[\x80-\x9f]")
 #: What json.dumps leaves raw and trinit escapes (the set escape_json_controls escapes).
 _RAW_CONTROLS = re.compile("[\x7f-\x9f\u2028\u2029]")
 
@@ -123,7 +123,11 @@ def _json_plain(block: bytes) -> bytes | None:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        if (b"\xc2" in block or b"\xe2\x80" in block) and _UTF8_CONTROLS.search(block):
+        if (
+            b"\xe2\x80\xa8" in block
+            or b"\xe2\x80\xa9" in block
+            or (b"\xc2" in block and _UTF8_C1.search(block))
+        ):
             return None
     if b"\\" in block:
         block = block.replace(b"\\", b"\\\\")
