@@ -1,8 +1,9 @@
-"""Child output: read a child's pipe, frame it line by line, hand it to a writer.
+"""Child output: read a child's pipe, frame its lines, hand them to a writer.
 
 :func:`pump_output` reads the pipe of one child stream (our own pipe, so non-blocking is
-fine), frames it per the process's ``output`` mode, and feeds an
-:class:`~trinit.io.writer.FdWriter` with backpressure. It runs only inside trio.
+fine), frames what it reads per the process's ``output`` mode (:mod:`trinit.io.framing`, a
+whole read at a time), and feeds an :class:`~trinit.io.writer.FdWriter` with backpressure.
+It runs only inside trio.
 """
 
 from __future__ import annotations
