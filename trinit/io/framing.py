@@ -162,7 +162,10 @@ class Framer:
         self.json = mode == "prefix" and log_format == "json"
         self.on_line = on_line
         self.max_line = max_line
-        self._tail = b""  # the partial line read so far
+        # The partial line read so far, in the pieces it came in (joined once its line is complete,
+        # so a long line arriving a few bytes at a time is not copied again at every read).
+        self._held: list[bytes] = []
+        self._held_size = 0
         self._prefix = (name + " | ").encode("utf-8", "backslashreplace")
         self._nl_prefix = b"\n" + self._prefix
         # Everything of a JSON line after the timestamp and before the line's string.
@@ -172,32 +175,48 @@ class Framer:
 
     def feed(self, data: bytes) -> bytes:
         """The output for the complete lines (and over-long pieces) that ``data`` ends; the rest is kept."""
-        return self._take(self._tail + data if self._tail else data, final=False)
+        if b"\n" not in data and self._held_size + len(data) <= self.max_line:
+            if data:
+                self._held.append(data)
+                self._held_size += len(data)
+            return b""
+        return self._take(self._release(data), final=False)
 
     def finish(self) -> bytes:
         """The output for what is left, a partial line (at EOF or a cancellation)."""
-        tail, self._tail = self._tail, b""
-        return self._take(tail, final=True) if tail else b""
+        rest = self._release(b"")
+        return self._take(rest, final=True) if rest else b""
+
+    def _release(self, data: bytes) -> bytes:
+        """What is held, then ``data``; nothing is held after."""
+        if not self._held:
+            return data
+        self._held.append(data)
+        whole = b"".join(self._held)
+        self._held = []
+        self._held_size = 0
+        return whole
+
+    def _hold(self, rest: bytes) -> None:
+        if rest:
+            self._held = [rest]
+            self._held_size = len(rest)
 
     def _take(self, data: bytes, *, final: bool) -> bytes:
         end = data.rfind(b"\n") + 1
+        ts = rfc3339_utc() if self.json else ""
         if len(data) - end > self.max_line or not _lines_fit(data, end, self.max_line):
             buf = bytearray(data)
             pieces = split_lines(buf, final=final, max_line=self.max_line)
-            self._tail = bytes(buf)
-            ts = rfc3339_utc() if self.json else ""
+            self._hold(bytes(buf))
             return b"".join(
                 self._block(raw, ts) if raw.endswith(b"\n") else self._piece(raw, ts) for raw in pieces
             )
-        if end == len(data):
-            block, self._tail = data, b""
-        else:
-            block, self._tail = data[:end], data[end:]
-        ts = rfc3339_utc() if self.json else ""
+        block, rest = (data, b"") if end == len(data) else (data[:end], data[end:])
         out = self._block(block, ts) if block else b""
-        if final and self._tail:
-            out += self._piece(self._tail, ts)
-            self._tail = b""
+        if final and rest:
+            return out + self._piece(rest, ts)
+        self._hold(rest)
         return out
 
     def _block(self, block: bytes, ts: str) -> bytes:
