@@ -10,9 +10,10 @@ checks both against the line-by-line definition on arbitrary input).
 
 from __future__ import annotations
 
+import re
+
 # encode_basestring is what json.dumps(ensure_ascii=False) itself calls for a str: using it per
 # line skips building a dict and an encoder for each one, with the same escapes byte for byte.
-import re
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ MAX_LINE = 64 * 1024
 #: C0 controls but the newline that ends a line and the tab, and DEL: in JSON they become \u
 #: escapes (or \b, \f, \r), so a block holding one takes the line-by-line encoder.
 _JSON_RARE = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
-#: The UTF-8 of the C1 controls (U+0080 to U+009F), which trinit escapes too (as U+2028/9).
+#: The UTF-8 of the C1 controls (U+0080 to U+009F), which trinit escapes (as it does U+2028/9).
 _UTF8_C1 = re.compile(rb"\xc2[\x80-\x9f]")
 #: What json.dumps leaves raw and trinit escapes (the set escape_json_controls escapes).
 _RAW_CONTROLS = re.compile("[\x7f-\x9f\u2028\u2029]")
