@@ -98,6 +98,19 @@ async def test_prefix_json(tmp_path: Path) -> None:
         assert TS_RE.match(o["ts"])
 
 
+async def test_prefix_json_escapes_every_control_and_keeps_the_text(tmp_path: Path) -> None:
+    """DEL, C1 and U+2028/9 are escaped as in trinit's own JSON lines; tabs, quotes, backslashes
+    and UTF-8 text take the block path, a control character the line-by-line one: all valid JSON."""
+    texts = ["tab\there", 'say "hi" \\ bye', "Grüße — ✓", "del\x7f c1\x85 sep\u2028", "bell\x07", "cr\rmid"]
+    data = "".join(text + "\n" for text in texts).encode()
+    out = await pump([data[:7], data[7:40], data[40:]], log_format="json", tmp_path=tmp_path)
+    lines = out.split(b"\n")[:-1]
+    assert [json.loads(line)["line"] for line in lines] == texts
+    raw = out.decode()
+    assert "\x7f" not in raw and "\x85" not in raw and "\u2028" not in raw
+    assert "\\u007f" in raw and "\\u0085" in raw and "\\u2028" in raw and "Grüße — ✓" in raw
+
+
 async def test_inherit_passes_bytes_unchanged(tmp_path: Path) -> None:
     data = [b"a\r\n", b"\xff\xfe bin\x00ary\n", b"x" * (MAX_LINE * 2 + 10), b"\nno newline at end"]
     out = await pump(data, mode="inherit", tmp_path=tmp_path)

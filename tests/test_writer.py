@@ -7,6 +7,7 @@ import os
 import signal
 import struct
 import termios
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -285,3 +286,39 @@ def test_abandon_counts_what_is_given_up_and_leaves_whole_lines() -> None:
     assert size == given_up * 100
     os.close(r)
     os.close(w)
+
+
+def test_lines_stay_whole_beside_another_writer_of_the_pipe() -> None:
+    """trinit's stdout is shared with the main process: neither one's lines are ever cut by the
+    other's (each of the writer's writes is whole lines of at most PIPE_BUF bytes: atomic)."""
+    r, w = os.pipe()
+    writer = FdWriter(w)
+    ours = [b"T%07d " % i + b"t" * 80 + b"\n" for i in range(40_000)]
+    theirs = [b"M%07d " % i + b"m" * 20 + b"\n" for i in range(40_000)]
+    received: list[bytes] = []
+
+    def read_all() -> None:
+        while data := os.read(r, 1 << 20):
+            received.append(data)
+
+    def other_writer() -> None:
+        for line in theirs:
+            os.write(w, line)
+
+    reader = threading.Thread(target=read_all)
+    other = threading.Thread(target=other_writer)
+    reader.start()
+    other.start()
+    for start in range(0, len(ours), 500):
+        chunk = b"".join(ours[start : start + 500])
+        while not writer.put_nowait(chunk):
+            time.sleep(0.001)
+    other.join()
+    writer.close(30)
+    assert writer.flushed()
+    os.close(w)
+    reader.join()
+    os.close(r)
+    lines = b"".join(received).splitlines(keepends=True)
+    assert [line for line in lines if line.startswith(b"T")] == ours
+    assert [line for line in lines if not line.startswith(b"T")] == theirs

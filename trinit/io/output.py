@@ -1,19 +1,19 @@
-"""Child output: read a child's pipe, frame it line by line, hand it to a writer.
+"""Child output: read a child's pipe, frame its lines, hand them to a writer.
 
 :func:`pump_output` reads the pipe of one child stream (our own pipe, so non-blocking is
-fine), frames it per the process's ``output`` mode, and feeds an
-:class:`~trinit.io.writer.FdWriter` with backpressure. It runs only inside trio.
+fine), frames what it reads per the process's ``output`` mode (:mod:`trinit.io.framing`, a
+whole read at a time), and feeds an :class:`~trinit.io.writer.FdWriter` with backpressure.
+It runs only inside trio.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING
 
 import trio
 
-from .log import rfc3339_utc
+from .framing import MAX_LINE, Framer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,105 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_LINE", "pump_output"]
 
-#: A line longer than this (without its newline) is emitted in pieces of this size.
-MAX_LINE = 64 * 1024
 #: At a cancellation, at most this much more is read from the pipe to be written or counted.
 _SALVAGE_MAX = 1024 * 1024
-
-
-def _utf8_cut(buf: bytes | bytearray, limit: int) -> int:
-    """Where to cut ``buf`` at most ``limit`` bytes in without splitting a UTF-8 sequence."""
-    cut = limit
-    # Back off over at most 3 continuation bytes (10xxxxxx) to the start of the character.
-    for _ in range(3):
-        if cut > 0 and (buf[cut] & 0xC0) == 0x80:
-            cut -= 1
-        else:
-            break
-    if (buf[cut] & 0xC0) == 0x80 or cut == 0:
-        return limit  # not UTF-8 after all: cut where asked
-    return cut
-
-
-class _Framer:
-    """Turns raw lines into the bytes one mode writes (one chunk per batch of lines)."""
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        stream: str,
-        mode: OutputMode,
-        log_format: LogFormat,
-        on_line: Callable[[str], None] | None,
-    ) -> None:
-        self.mode = mode
-        self.stream = stream
-        self.name = name
-        self.json = mode == "prefix" and log_format == "json"
-        self.prefix = (name + " | ").encode("utf-8", "backslashreplace")
-        self.on_line = on_line
-
-    def frame(self, lines: list[bytes], out: list[bytes]) -> None:
-        """Append the output for ``lines`` (each raw, with its newline if it had one) to ``out``."""
-        on_line = self.on_line
-        if on_line is not None:
-            for raw in lines:
-                on_line(_strip_eol(raw).decode("utf-8", "replace"))
-        if self.mode == "inherit":
-            out.extend(lines)
-        elif self.mode == "prefix":
-            if self.json:
-                ts = rfc3339_utc()
-                for raw in lines:
-                    obj = {
-                        "ts": ts,
-                        "process": self.name,
-                        "stream": self.stream,
-                        "line": _strip_eol(raw).decode("utf-8", "replace"),
-                    }
-                    out.append(
-                        json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(
-                            "utf-8", "backslashreplace"
-                        )
-                        + b"\n"
-                    )
-            else:
-                prefix = self.prefix
-                for raw in lines:  # the line's own ending (LF or CRLF) is kept
-                    out.append(prefix + raw if raw.endswith(b"\n") else prefix + raw + b"\n")
-
-
-def _strip_eol(raw: bytes) -> bytes:
-    if raw.endswith(b"\n"):
-        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-    return raw
-
-
-def _split(buf: bytearray, *, final: bool) -> list[bytes]:
-    """Take the complete lines (and over-long pieces) off the front of ``buf``.
-
-    With ``final`` (EOF or cancellation) the remainder goes out too, as a partial line.
-    """
-    lines: list[bytes] = []
-    start = 0
-    n = len(buf)
-    while start < n:
-        nl = buf.find(b"\n", start, start + MAX_LINE + 1)
-        if nl != -1 and nl - start <= MAX_LINE:
-            lines.append(bytes(buf[start : nl + 1]))
-            start = nl + 1
-        elif n - start > MAX_LINE:
-            cut = _utf8_cut(buf[start : start + MAX_LINE + 1], MAX_LINE)
-            lines.append(bytes(buf[start : start + cut]))
-            start += cut
-        else:
-            break
-    if final and start < n:
-        lines.append(bytes(buf[start:]))
-        start = n
-    del buf[:start]
-    return lines
 
 
 def _read_available(fd: int, limit: int = _SALVAGE_MAX) -> bytes:
@@ -164,14 +67,13 @@ async def pump_output(
     to be written or counted as lost at the deadline, never dropped silently.
     """
     discard = writer is None or mode == "null"
-    framer: _Framer | None = None
+    framer: Framer | None = None
     if not discard or on_line is not None:  # else a pure drain: no need to even split lines
-        framer = _Framer(
+        framer = Framer(
             name=name, stream=stream, mode="null" if discard else mode, log_format=log_format, on_line=on_line
         )
 
     fd_stream = trio.lowlevel.FdStream(read_fd)
-    buf = bytearray()
     pending: bytes | None = None  # a framed chunk read but not yet accepted by the writer
     try:
         while True:
@@ -183,17 +85,12 @@ async def pump_output(
                 if not data:
                     return
                 continue
-            if data:
-                buf += data
-            lines = _split(buf, final=not data)
-            if lines:
-                out: list[bytes] = []
-                framer.frame(lines, out)
-                if out and not discard:
-                    assert writer is not None
-                    pending = out[0] if len(out) == 1 else b"".join(out)
-                    await writer.put(pending)
-                    pending = None
+            out = framer.feed(data) if data else framer.finish()
+            if out and not discard:
+                assert writer is not None
+                pending = out
+                await writer.put(out)
+                pending = None
             if not data:
                 return
     except BaseException:
@@ -204,13 +101,10 @@ async def pump_output(
             try:
                 if pending is not None:
                     writer.salvage(pending)
-                buf += _read_available(read_fd)
-                if buf:
-                    framer.on_line = None  # on_line already saw nothing of this; keep probes quiet
-                    rest: list[bytes] = []
-                    framer.frame(_split(buf, final=True), rest)
-                    if rest:
-                        writer.salvage(b"".join(rest))
+                framer.on_line = None  # on_line already saw nothing of this; keep probes quiet
+                rest = framer.feed(_read_available(read_fd)) + framer.finish()
+                if rest:
+                    writer.salvage(rest)
             except Exception:
                 pass
         raise
