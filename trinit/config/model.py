@@ -93,6 +93,8 @@ class ProcessSpec:
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
     #: the "a stop job's after holds names only" rule still know what the user wrote.
     _after_implicit: frozenset[str] = attrs.field(default=frozenset(), repr=False, alias="_after_implicit")
+    #: The ``after`` names given with ``restart = true`` (SPEC §10): see :attr:`restarts_with`.
+    _after_restart: frozenset[str] = attrs.field(default=frozenset(), repr=False, alias="_after_restart")
 
     def __init__(
         self,
@@ -102,7 +104,7 @@ class ProcessSpec:
         shell: bool | None = None,
         main: bool | None = None,
         oneshot: bool | None = None,
-        after: Mapping[str, str] | Sequence[str | tuple[str, str]] | None = None,
+        after: Mapping[str, str | Mapping[str, Any]] | Sequence[str | tuple[str, str]] | None = None,
         ready: Mapping[str, Any] | ReadySpec | None = None,
         restart: str | None = None,
         restart_delay: float | str | None = None,
@@ -131,6 +133,7 @@ class ProcessSpec:
         overlap: str | None = None,
         run_on_start: bool | None = None,
         _after_implicit: Iterable[str] = (),
+        _after_restart: Iterable[str] = (),
     ) -> None:
         given = {
             "command": command, "shell": shell, "main": main, "oneshot": oneshot, "after": after,
@@ -149,6 +152,7 @@ class ProcessSpec:
             {k: v for k, v in given.items() if v is not None},
             where=None,
             implicit=frozenset(_after_implicit),
+            restart=frozenset(_after_restart),
         )
         if draft.errors:
             raise ConfigError(draft.errors)
@@ -160,6 +164,11 @@ class ProcessSpec:
         spec = cls.__new__(cls)
         spec.__attrs_init__(**values)
         return spec
+
+    @property
+    def restarts_with(self) -> frozenset[str]:
+        """The processes in ``after`` whose every restart restarts this one too (SPEC §10)."""
+        return self._after_restart
 
     @property
     def is_stop_job(self) -> bool:

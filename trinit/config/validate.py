@@ -151,8 +151,9 @@ DEFAULTS: dict[str, Any] = {
     "output": defaults.OUTPUT,
     **SCHEDULE_DEFAULTS,
     "_after_implicit": frozenset(),
+    "_after_restart": frozenset(),
 }
-PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
+PROCESS_KEYS = ("command", *(k for k in DEFAULTS if not k.startswith("_")))
 _KNOWN = frozenset(PROCESS_KEYS)
 _SIMPLE: dict[str, Any] = {
     "shell": boolean,
@@ -219,7 +220,12 @@ class Draft:
 
 
 def check_process(
-    name: str, given: Mapping[str, Any], *, where: str | None, implicit: frozenset[str] = frozenset()
+    name: str,
+    given: Mapping[str, Any],
+    *,
+    where: str | None,
+    implicit: frozenset[str] = frozenset(),
+    restart: frozenset[str] = frozenset(),
 ) -> Draft:
     """Validate and normalize one process's keys; ``where`` is the config source, if any."""
     problems = Problems(place(where, name))
@@ -239,8 +245,10 @@ def check_process(
         shell = values["shell"] is True
         values["command"] = problems.parse("command", given["command"], lambda v: argv(v, shell=shell))
     if "after" in given:
-        after = after_list(given["after"], problems, implicit)
-        values["after"], values["_after_implicit"] = after if after is not None else (INVALID, INVALID)
+        after = after_list(given["after"], problems, implicit, restart)
+        values["after"], values["_after_implicit"], values["_after_restart"] = (
+            after if after is not None else (INVALID, INVALID, INVALID)
+        )
     if "ready" in given:
         values["ready"] = ready_probe(given["ready"], problems) or INVALID
     if "env" in given:

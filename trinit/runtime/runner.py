@@ -100,8 +100,8 @@ class Runner:
     # -- conditions others wait for ----------------------------------------------------------
 
     def satisfies(self, condition: Condition) -> bool:
-        if condition == "started":
-            return self.ever_started
+        if condition == "started":  # in this life: a revived one waits to start again
+            return self.ever_started and self.state is not State.WAITING
         if condition == "ready":
             return self.ready
         return self.completed
@@ -124,11 +124,13 @@ class Runner:
         if self._pending is not None:
             self._pending.cancel()
 
-    async def stop(self, sig: int | None = None, *, hold: bool = False) -> None:
+    async def stop(
+        self, sig: int | None = None, *, hold: bool = False, why: EndReason = EndReason.STOP
+    ) -> None:
         """Stop for good: cancel what is pending, end the process. ``hold``: a user's stop (it
-        ends ``stopped`` and stays so; the shutdown's stop does not undo that)."""
+        ends ``stopped`` and stays so; the shutdown's stop does not undo that); ``why``: FOLLOW."""
         if hold or self._end is not EndReason.HOLD:
-            self._end = EndReason.HOLD if hold else EndReason.STOP
+            self._end = EndReason.HOLD if hold else why
         self.wake()
         handle = self.handle or self._left
         if handle is not None:
@@ -142,6 +144,7 @@ class Runner:
             return
         if self._end not in STOPS:
             self._end = EndReason.RESTART
+            await self.host.before_restart(self)
         await self._terminate(handle)
 
     def revive(self) -> None:
@@ -275,6 +278,8 @@ class Runner:
                 self.restarts += 1
                 self._log_restart(decision.delay, f"restart {decision.consecutive}")
             self._move(State.BACKOFF)
+            if decision.kind is Kind.RESTART:
+                await self.host.before_restart(self)
             if not await self._sleep(decision.delay):
                 self._finish(self._ended())
                 return

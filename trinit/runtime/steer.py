@@ -17,6 +17,7 @@ import trio
 
 from .._errors import TrinitError
 from ..config.values import did_you_mean
+from . import cascade
 from .scheduler import Trigger
 from .state import State
 
@@ -151,13 +152,11 @@ async def restart_one(rt: Runtime, runner: Runner) -> None:
     if runner.handle is None and runner.name in rt.scheduler:  # between runs: one more run now
         rt.scheduler.job(runner.name).trigger()
         return
-    if runner.final:
-        if not rt.shutting_down:
-            rt.launch(runner)
-        return
     if runner.state is State.STOPPING:
         await runner.done.wait()
-        if not rt.shutting_down:
+    if runner.final:  # a restart all the same: what follows it restarts too (SPEC §10)
+        await cascade.before_restart(rt, runner)
+        if not rt.shutting_down and runner.final:
             rt.launch(runner)
         return
     if runner.state is State.BACKOFF:

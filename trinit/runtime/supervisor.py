@@ -17,7 +17,7 @@ import trio
 
 from ..system.status import ExitStatus
 from ..system.wallclock import RealWallClock
-from . import steer
+from . import cascade, steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
@@ -207,6 +207,9 @@ class Runtime:
             return await self.spawner.run_probe(spec, argv, timeout, self.force)
 
         return await wait_ready(spec.ready, run_exec=run_exec, log_watch=runner.log_watch)
+
+    async def before_restart(self, runner: Runner) -> None:
+        await cascade.before_restart(self, runner)
 
     # -- the run -----------------------------------------------------------------------------------
 
