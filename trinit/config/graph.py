@@ -24,10 +24,11 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
     """
     errors: list[str] = []
 
+    files = {d.name: d.source for d in drafts if d.source is not None}  # included ones
+
     def add(name: str, key: str, message: str) -> None:
-        errors.append(
-            f"{place(source, name)}: {key}: {message}" if key else f"{place(source, name)}: {message}"
-        )
+        where = place(files.get(name, source), name)
+        errors.append(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
     by_name: dict[str, Draft] = {}
     for d in drafts:
@@ -83,7 +84,7 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
                     )
                 known.append(dep)
         edges[d.name] = known
-        errors.extend(_restart_edge_errors(d, by_name, place(source, d.name)))
+        errors.extend(_restart_edge_errors(d, by_name, place(d.source or source, d.name)))
     run_edges = {n: [e for e in es if e not in jobs] for n, es in edges.items() if n not in jobs}
     cycles = _cycles([d.name for d in drafts if d.name in run_edges], run_edges)
     for cycle in cycles:

@@ -209,6 +209,8 @@ class Config:
     control_socket: str | None = None
     #: Where the config came from, for messages ("trinit.toml"); None for keyword construction.
     source: str | None = None
+    #: The included file each process came from (SPEC §10), for messages; others are in ``source``.
+    _origins: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False, alias="_origins")
 
     def __init__(
         self,
@@ -219,6 +221,7 @@ class Config:
         ready_file: str | None = None,
         control_socket: str | bool | None = None,
         source: str | None = None,
+        _origins: Mapping[str, str] | None = None,
     ) -> None:
         given = {
             "shutdown_timeout": shutdown_timeout,
@@ -231,16 +234,30 @@ class Config:
         )
         if errors:
             raise ConfigError(errors)
-        self.__attrs_init__(**values, source=source)
+        self.__attrs_init__(**values, source=source, _origins=dict(_origins or {}))
 
     @classmethod
     def _trusted(
-        cls, processes: Iterable[ProcessSpec], settings: Mapping[str, Any], *, source: str | None
+        cls,
+        processes: Iterable[ProcessSpec],
+        settings: Mapping[str, Any],
+        *,
+        source: str | None,
+        origins: Mapping[str, str] | None = None,
     ) -> Config:
         """Build from what the loader already validated, graph included (no second validation)."""
         config = cls.__new__(cls)
-        config.__attrs_init__(processes=tuple(processes), source=source, **settings)
+        config.__attrs_init__(processes=tuple(processes), source=source, _origins=dict(origins or {}), **settings)
         return config
+
+    @property
+    def origins(self) -> Mapping[str, str]:
+        """The processes defined in included files, and those files."""
+        return self._origins
+
+    def source_of(self, name: str) -> str | None:
+        """The file process ``name`` is defined in (an included one, or ``source``)."""
+        return self._origins.get(name, self.source)
 
     def settings(self) -> dict[str, Any]:
         """The ``[trinit]`` keys, as ``_trusted`` takes them (to rebuild with other processes)."""

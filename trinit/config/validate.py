@@ -217,6 +217,8 @@ class Draft:
     name: str
     values: dict[str, Any]
     errors: list[str]
+    #: The file it is in, when not the config file itself (an included one).
+    source: str | None = None
 
 
 def check_process(
