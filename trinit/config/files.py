@@ -82,7 +82,9 @@ def include_patterns(value: object, where: str) -> tuple[list[str], list[str]]:
     return list(value), []
 
 
-def included_files(patterns: Sequence[str], base_dir: str, shown_dir: str, where: str) -> tuple[list[tuple[str, str]], list[str]]:
+def included_files(
+    patterns: Sequence[str], base_dir: str, shown_dir: str, where: str
+) -> tuple[list[tuple[str, str]], list[str]]:
     """The files ``patterns`` name, as (path to read, name shown), each once: the patterns in
     order, each one's matches sorted; relative patterns are taken from ``base_dir``.
 

@@ -207,6 +207,8 @@ class Config:
     ready_file: str | None = None
     #: The control socket's path (SPEC §8); None: no socket (the default for a Config built in code).
     control_socket: str | None = None
+    #: A signal that reloads the config instead of being forwarded (SPEC §10); None: none.
+    reload_signal: int | None = None
     #: Where the config came from, for messages ("trinit.toml"); None for keyword construction.
     source: str | None = None
     #: The included file each process came from (SPEC §10), for messages; others are in ``source``.
@@ -220,6 +222,7 @@ class Config:
         log_format: str | None = None,
         ready_file: str | None = None,
         control_socket: str | bool | None = None,
+        reload_signal: int | str | None = None,
         source: str | None = None,
         _origins: Mapping[str, str] | None = None,
     ) -> None:
@@ -228,6 +231,7 @@ class Config:
             "log_format": log_format,
             "ready_file": ready_file,
             "control_socket": control_socket,
+            "reload_signal": reload_signal,
         }
         values, errors = check_config(
             list(processes), {k: v for k, v in given.items() if v is not None}, source=source

@@ -35,6 +35,7 @@ from .values import (
     one_of,
     place,
     positive_duration,
+    reload_signal,
     show,
     signal_number,
     socket_path,
@@ -307,7 +308,7 @@ def _kind_rules(given: Mapping[str, Any], values: dict[str, Any], problems: Prob
 
 # --------------------------------------------------------------------------- [trinit] keys
 
-TRINIT_KEYS = ("shutdown_timeout", "log_format", "ready_file", "control_socket")
+TRINIT_KEYS = ("shutdown_timeout", "log_format", "ready_file", "control_socket", "reload_signal")
 
 
 def check_trinit(given: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
@@ -328,6 +329,7 @@ _TRINIT_PARSERS: dict[str, Any] = {
     "log_format": one_of("text", "json"),
     "ready_file": text,
     "control_socket": socket_path,
+    "reload_signal": reload_signal,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 from .._text import escape_controls
 from ..boot.parse import parse_duration, parse_signal
+from ..boot.signals import FORWARDED, INSPECTED
 from . import defaults
 
 Condition = Literal["started", "ready", "completed"]
@@ -25,6 +26,10 @@ Phase = Literal["run", "stop"]
 OutputMode = Literal["inherit", "prefix", "null"]
 LogFormat = Literal["text", "json"]
 ProbeKind = Literal["exec", "tcp", "http", "file", "log"]
+
+
+#: What ``reload_signal`` may be: a forwarded signal that trinit reads in a handler.
+RELOADABLE = FORWARDED - INSPECTED
 
 
 class Bad(ValueError):
@@ -149,6 +154,16 @@ def socket_path(value: object) -> str | None:
     if len(path.encode("utf-8", "surrogateescape")) > _MAX_SOCKET_PATH:
         raise Bad(f"is longer than {_MAX_SOCKET_PATH} bytes, the limit of a unix socket address; use a shorter path")
     return path
+
+
+def reload_signal(value: object) -> int:
+    """``reload_signal``: a signal trinit would otherwise forward (SPEC §3), like HUP or USR1."""
+    sig = signal_number(value)
+    if sig not in RELOADABLE:
+        raise Bad(
+            f'must be a signal that trinit would otherwise forward, like "HUP" or "USR1" (got {show(value)})'
+        )
+    return sig
 
 
 def _encodes(value: str) -> bool:

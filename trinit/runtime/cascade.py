@@ -66,7 +66,9 @@ def relaunch(rt: Runtime, runners: Sequence[Runner]) -> None:
             rt.launch(r)
 
 
-async def _relaunch_once_restarted(rt: Runtime, root: Runner, last_pid: int | None, runners: list[Runner]) -> None:
+async def _relaunch_once_restarted(
+    rt: Runtime, root: Runner, last_pid: int | None, runners: list[Runner]
+) -> None:
     """Wait until ``root`` has begun a new run (or has ended for good), then start ``runners``."""
     while root.last_pid == last_pid and not root.final and not rt.shutting_down:
         await rt.changed().wait()
