@@ -213,6 +213,8 @@ def parse_ctl(args: list[str], environ: Mapping[str, str]) -> Command | None:
         raise UsageError(f"{name}: unexpected argument {rest[0]!r}")
     elif name == "reload":
         cmd.request["dry_run"] = "--dry-run" in options
+        if not cmd.request["dry_run"]:
+            cmd.timeout = None  # the reply comes once the changed processes have stopped (their grace)
     elif name == "events":
         cmd.timeout = REPLY_TIMEOUT  # for the first reply; the stream itself may be idle for ever
     if len(json.dumps(cmd.request)) + 8 > MAX_REQUEST:  # + the "v" the client adds

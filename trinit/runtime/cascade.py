@@ -31,27 +31,32 @@ def followers(rt: Runtime, root: Runner) -> list[Runner]:
     return [rt.runners[n] for n in rt.plan.restart_followers.get(root.name, ()) if n in rt.runners]
 
 
+async def stop_follower(rt: Runtime, runner: Runner, leader: str, why: str) -> bool:
+    """Stop one follower of ``leader`` if it runs; whether it is to be started again afterwards
+    (stopped now, a completed oneshot, or one skipped because what it waits for failed)."""
+    if runner.state in _RUNNING:
+        rt.log.info(
+            "restarting",
+            f"restarting with {leader} ({why}): it stops first and starts again once its after holds",
+            process=runner.name,
+            leader=leader,
+        )
+        await runner.stop(why=EndReason.FOLLOW)
+        if not runner.final:
+            await runner.done.wait()
+        runner.restarts += 1
+        return True
+    return runner.completed or (runner.state is State.SKIPPED and runner.failed)
+
+
 async def stop_followers(rt: Runtime, root: Runner, *, why: str) -> list[Runner]:
-    """Stop ``root``'s running followers, dependents first; return every follower to start again
-    (the stopped ones, completed oneshots, and ones skipped for a dependency)."""
-    group = followers(rt, root)
+    """Stop ``root``'s running followers, dependents first; return every follower to start again,
+    in start order."""
     back: list[Runner] = []
-    for r in reversed(group):
+    for r in reversed(followers(rt, root)):
         if rt.shutting_down:
             return []
-        if r.state in _RUNNING:
-            rt.log.info(
-                "restarting",
-                f"restarting with {root.name} ({why}): it stops first and starts again once its after holds",
-                process=r.name,
-                leader=root.name,
-            )
-            await r.stop(why=EndReason.FOLLOW)
-            if not r.final:
-                await r.done.wait()
-            r.restarts += 1
-            back.append(r)
-        elif r.completed or (r.state is State.SKIPPED and r.failed):
+        if await stop_follower(rt, r, root.name, why):
             back.append(r)
     return list(reversed(back))
 
@@ -87,4 +92,4 @@ async def before_restart(rt: Runtime, root: Runner) -> None:
         rt.in_background(_relaunch_once_restarted, rt, root, last_pid, group)
 
 
-__all__ = ["before_restart", "followers", "relaunch", "stop_followers"]
+__all__ = ["before_restart", "followers", "relaunch", "stop_follower", "stop_followers"]
