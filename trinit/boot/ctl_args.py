@@ -46,7 +46,8 @@ commands:
                               until each is in that state (default ready)
   events [--json]             follow what happens, one line per event, until
                               trinit exits (Ctrl-C ends it)
-  reload [--dry-run]          read the config again, apply the difference
+  reload [--dry-run]          read the config again, apply the difference;
+                              --dry-run: print the plan, change nothing
   shutdown                    shut everything down, as SIGTERM to trinit does
   version                     trinit's version, protocol and pid
 
