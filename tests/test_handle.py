@@ -7,7 +7,7 @@ import pytest
 import trinit
 from trinit import Config, ProcessSpec
 
-DOCUMENTED = ["events", "restart", "send_signal", "start", "status", "stop", "wait", "wait_ready"]
+DOCUMENTED = ["events", "reload", "restart", "send_signal", "start", "status", "stop", "wait", "wait_ready"]
 
 
 def test_the_handle_type_exposes_only_the_documented_methods() -> None:

@@ -309,3 +309,37 @@ async def test_shutdown_timeout_bounds_leaving_the_block(kids: Children) -> None
 
 
 # ================================================================================ library mode is local
+
+
+async def test_reload_applies_a_config_with_the_same_rules(kids: Children) -> None:
+    db = kids.spec("db")
+    web = kids.spec("web", after={"db": {"when": "ready", "restart": True}})
+    side = kids.spec("side", after=["db"])
+    async with trinit.open_supervisor(Config([db, web, side], shutdown_timeout=20)) as sup:
+        await sup.wait_ready("web")
+        await sup.wait_ready("side")
+        before = {name: st.pid for name, st in sup.status().items()}
+        new_db = kids.spec("db", env={"V": "2"})
+        new = Config([new_db, web, side, kids.spec("extra")], shutdown_timeout=20)
+        plan = await sup.reload(new, dry_run=True)
+        assert plan == [
+            "restart  db     (changed: env)",
+            "restart  web    (restarts with db)",
+            "start    extra  (new)",
+            "unchanged: side",
+        ]
+        assert {name: st.pid for name, st in sup.status().items()} == before
+        assert await sup.reload(new) == plan
+        await sup.wait_ready("web")
+        await sup.wait_ready("extra")
+        after = {name: st.pid for name, st in sup.status().items()}
+        assert after["side"] == before["side"] and after["db"] != before["db"] and after["web"] != before["web"]
+        old_db, old_web = before["db"], before["web"]
+        assert old_db is not None and old_web is not None
+        assert not alive(old_db) and not alive(old_web)
+        with pytest.raises(trinit.ConfigError) as info:
+            await sup.reload(Config([new_db, web], shutdown_timeout=20, reload_signal="HUP"))
+        assert info.value.errors == [
+            "reload_signal cannot change while trinit runs (none -> SIGHUP); "
+            "restart trinit (the container) to apply it"
+        ]

@@ -82,7 +82,7 @@ def test_supervisor_handle_methods() -> None:
     sup = trinit.Supervisor
     for name in ("status", "send_signal"):
         assert callable(getattr(sup, name)) and not inspect.iscoroutinefunction(getattr(sup, name))
-    for name in ("wait_ready", "stop", "restart", "wait"):
+    for name in ("wait_ready", "stop", "restart", "reload", "wait"):
         assert inspect.iscoroutinefunction(getattr(sup, name)), name
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 USAGE = (
     "usage: trinit [OPTIONS] [--] COMMAND [ARG...]\n"
     "       trinit -c FILE [OPTIONS] [-- COMMAND...]\n"
-    "       trinit check [-c FILE]\n"
+    "       trinit check [-c FILE] | trinit check --diff OLD NEW\n"
     "       trinit ctl [--socket PATH] status|start|stop|restart|signal|wait|events|...\n"
     "       trinit probe ready|live [--socket PATH]\n"
 )

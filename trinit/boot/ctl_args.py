@@ -46,7 +46,8 @@ commands:
                               until each is in that state (default ready)
   events [--json]             follow what happens, one line per event, until
                               trinit exits (Ctrl-C ends it)
-  reload [--dry-run]          read the config again, apply the difference
+  reload [--dry-run]          read the config again, apply the difference;
+                              --dry-run: print the plan, change nothing
   shutdown                    shut everything down, as SIGTERM to trinit does
   version                     trinit's version, protocol and pid
 
@@ -213,6 +214,8 @@ def parse_ctl(args: list[str], environ: Mapping[str, str]) -> Command | None:
         raise UsageError(f"{name}: unexpected argument {rest[0]!r}")
     elif name == "reload":
         cmd.request["dry_run"] = "--dry-run" in options
+        if not cmd.request["dry_run"]:
+            cmd.timeout = None  # the reply comes once the changed processes have stopped (their grace)
     elif name == "events":
         cmd.timeout = REPLY_TIMEOUT  # for the first reply; the stream itself may be idle for ever
     if len(json.dumps(cmd.request)) + 8 > MAX_REQUEST:  # + the "v" the client adds

@@ -95,8 +95,10 @@ def _spawn_main_now(command: list[str]) -> int | OSError:
 
 
 def _check(args: list[str]) -> NoReturn:
-    """``trinit check [-c FILE]``: validate, print the plan and its warnings; exit 0 or 2."""
+    """``trinit check [-c FILE] [--diff OLD NEW]``: validate, print the plan (or the plan of a
+    reload from OLD to NEW) and its warnings; exit 0 or 2."""
     path: str | None = None
+    diff: list[str] | None = None
     i = 0
     while i < len(args):
         arg = args[i]
@@ -108,14 +110,27 @@ def _check(args: list[str]) -> NoReturn:
         elif arg.startswith("--config="):
             path = arg.partition("=")[2]
             i += 1
+        elif arg == "--diff":
+            if i + 2 >= len(args):
+                _fail_usage("check: option --diff needs two configs: --diff OLD NEW")
+            diff = args[i + 1 : i + 3]
+            i += 3
         elif arg in ("-h", "--help"):
             sys.stdout.write(
-                "usage: trinit check [-c FILE]\n\nValidate a config; print its start and stop plan.\n"
+                "usage: trinit check [-c FILE]\n       trinit check --diff OLD NEW\n\n"
+                "Validate a config; print its start and stop plan. With --diff: validate both,\n"
+                "and print what a reload from OLD to NEW would stop, start and restart.\n"
             )
             sys.stdout.flush()
             os._exit(0)
         else:
             _fail_usage(f"check: unexpected argument {arg!r}")
+    if diff is not None:
+        if path is not None:
+            _fail_usage("check: give either -c FILE or --diff OLD NEW")
+        if "" in diff:
+            _fail_usage("check: option --diff: a config path is empty")
+        _check_diff(*diff)
     if path == "":
         _fail_usage("check: option -c: the config path is empty")
     path = path or os.environ.get("TRINIT_CONFIG")
@@ -131,5 +146,29 @@ def _check(args: list[str]) -> NoReturn:
     except ConfigError as exc:
         _fail_config(exc.errors)
     sys.stdout.write(render_plan(plan).rstrip("\n") + "\n")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _check_diff(old_path: str, new_path: str) -> NoReturn:
+    """``trinit check --diff OLD NEW``: the plan of a reload (SPEC §10); exit 2 if either is
+    invalid or the reload would be refused."""
+    from .._errors import ConfigError
+    from ..config.diff import diff_configs
+    from ..config.load import load_config
+
+    configs, errors = [], []
+    for path in (old_path, new_path):
+        try:
+            configs.append(load_config(path))
+        except ConfigError as exc:
+            errors += exc.errors
+    if errors:
+        _fail_config(errors)
+    plan = diff_configs(*configs)
+    if plan.refusals:
+        _fail_config([f"{new_path}: a reload from {old_path} is refused: {why}" for why in plan.refusals])
+    sys.stdout.write(f"Reload from {old_path} to {new_path}:\n")
+    sys.stdout.write("".join(f"  {line}\n" for line in plan.lines()))
     sys.stdout.flush()
     os._exit(0)

@@ -70,4 +70,4 @@ def apply_cli(config: Config, opts: Options) -> Config:
         settings["log_format"] = opts.log_format
     if opts.control_socket is not None:
         settings["control_socket"] = opts.control_socket
-    return Config._trusted(processes, settings, source=config.source)
+    return Config._trusted(processes, settings, source=config.source, origins=config.origins)

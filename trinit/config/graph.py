@@ -24,10 +24,11 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
     """
     errors: list[str] = []
 
+    files = {d.name: d.source for d in drafts if d.source is not None}  # included ones
+
     def add(name: str, key: str, message: str) -> None:
-        errors.append(
-            f"{place(source, name)}: {key}: {message}" if key else f"{place(source, name)}: {message}"
-        )
+        where = place(files.get(name, source), name)
+        errors.append(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
     by_name: dict[str, Draft] = {}
     for d in drafts:
@@ -83,6 +84,7 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
                     )
                 known.append(dep)
         edges[d.name] = known
+        errors.extend(_restart_edge_errors(d, by_name, place(d.source or source, d.name)))
     run_edges = {n: [e for e in es if e not in jobs] for n, es in edges.items() if n not in jobs}
     cycles = _cycles([d.name for d in drafts if d.name in run_edges], run_edges)
     for cycle in cycles:
@@ -112,6 +114,28 @@ def check_graph(drafts: Sequence[Draft], *, source: str | None) -> list[str]:
                     ),
                 )
     return errors
+
+
+def _restart_edge_errors(d: Draft, by_name: Mapping[str, Draft], where: str) -> list[str]:
+    """``after = { db = { restart = true } }`` fits only where a restart of db can restart this
+    process: not on or toward the main process, a stop job or a scheduled job (SPEC §10)."""
+    out: list[str] = []
+    for dep in sorted(d.values.get("_after_restart", ())):
+        target = by_name.get(dep)
+        if target is None:
+            continue  # reported as an unknown name already
+        why = ""
+        if d.values.get("main") is True:
+            why = "not allowed on the main process: its exit ends trinit, so it is never restarted"
+        elif d.values.get("phase") == "stop" and d.values.get("oneshot") is True:
+            why = "not allowed on a stop job: it runs once, during the shutdown"
+        elif is_scheduled(d.values):
+            why = "not allowed on a scheduled job: its after gates only its first run"
+        elif target.values.get("main") is True:
+            why = f'"{dep}" is the main process, which is never restarted (its exit ends trinit)'
+        if why:
+            out.append(f"{where}: after.{dep}.restart: {why}")
+    return out
 
 
 def dependents(deps: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:

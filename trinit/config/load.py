@@ -13,14 +13,14 @@ import gc
 import os
 import re
 import shlex
-import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from .._errors import ConfigError
 from . import defaults
+from .files import MAX_CONFIG_BYTES, include_patterns, included_files, parse_toml, read_toml
 from .graph import check_graph
 from .hooks import HOOKS
 from .model import Config, ProcessSpec
@@ -29,36 +29,18 @@ from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_
 from .values import Problems, did_you_mean, place, show
 
 TOP_LEVEL = ("trinit", "process")
-#: The largest config read: `-c /dev/zero` (or a pipe that never ends) must not read without bound.
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, expand and validate a config file; every problem is one line of the ConfigError.
+    """Read, expand and validate a config file and the files it includes; every problem is one
+    line of the ConfigError, naming the file it is in.
 
     ``environ`` is trinit's environment for ``${VAR}`` (default ``os.environ``).
     Messages name the file as the caller gave it (``Config.source``).
     """
     source = os.fspath(path)
-    try:
-        with open(source, "rb") as f:  # a FIFO works too: read to its writer's end
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read the config: {exc.strerror or exc}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            [
-                f"{source}: the config is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB, "
-                "the most trinit reads; give -c a TOML file"
-            ]
-        )
-    try:
-        document = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError([f"{source}: line {line}: the config is not UTF-8 text"]) from None
     with _no_cycle_collection():
-        data = parse_toml(document, source)
+        data = read_toml(source, source)
         return config_from_mapping(
             data, source=source, base_dir=os.path.dirname(os.path.abspath(source)), environ=environ
         )
@@ -80,26 +62,6 @@ def _no_cycle_collection() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def parse_toml(document: str, source: str) -> dict[str, Any]:
-    """TOML text to a dict; a syntax error becomes ``FILE: line L, column C: message``."""
-    try:
-        return tomllib.loads(document)
-    except RecursionError:
-        raise ConfigError([f"{source}: invalid TOML: arrays or tables are nested too deeply"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        if m:
-            where = f"line {m[1]}, column {m[2]}"
-            message = message[: m.start()]
-        else:
-            lines = document.count("\n") + (0 if document.endswith("\n") else 1)
-            where = f"line {max(lines, 1)}, end of file" if "end of document" in message else ""
-            message = re.sub(r"\s*\(at end of document\)$", "", message)
-        message = message[:1].lower() + message[1:]
-        raise ConfigError([": ".join(p for p in (source, where, f"invalid TOML: {message}") if p)]) from None
 
 
 def config_from_mapping(
@@ -125,10 +87,14 @@ def config_from_mapping(
     trinit_problems = Problems(f"{source}: [trinit]" if source else "[trinit]")
     trinit = data.get("trinit", {})
     settings: dict[str, Any] = {}
+    patterns: list[str] = []
     if not isinstance(trinit, Mapping):
         trinit_problems.add("", f"must be a table (got {show(trinit)})")
     else:
         trinit = dict(trinit)
+        if "include" in trinit:
+            patterns, bad = include_patterns(trinit.pop("include"), trinit_problems.where)
+            errors += bad
         if isinstance(trinit.get("ready_file"), str) and trinit["ready_file"]:
             trinit["ready_file"] = _absolute(trinit["ready_file"], base_dir)
         if isinstance(trinit.get("control_socket"), str) and trinit["control_socket"]:
@@ -138,45 +104,89 @@ def config_from_mapping(
         settings.setdefault("control_socket", defaults.CONTROL_SOCKET)
     errors += trinit_problems.errors
 
-    tables = data.get("process", {})
     drafts: list[Draft] = []
-    if not isinstance(tables, Mapping):
-        errors.append(
-            f"{place(source) or 'config'}: process: must be tables like [process.NAME] (got {show(tables)})"
-        )
-        tables = {}
-    for name, table in tables.items():
-        if not isinstance(table, Mapping):
-            errors.append(f"{place(source, name)}: must be a table of keys (got {show(table)})")
+    origin: dict[str, str | None] = {}
+    _read_processes(data.get("process", {}), source, base_dir, env, drafts, origin, errors)
+    files, bad = included_files(
+        patterns, base_dir or os.getcwd(), os.path.dirname(source or ""), trinit_problems.where
+    )
+    errors += bad
+    for path, shown in files:
+        try:
+            document = read_toml(path, shown)
+        except ConfigError as exc:
+            errors += exc.errors
             continue
-        problems = Problems(place(source, name))
-        table = prepare_process(table, problems, base_dir=base_dir, environ=env)
-        draft = check_process(name, table, where=source)
-        errors += problems.errors + draft.errors
-        drafts.append(draft)
+        for key in document:
+            if key != "process":
+                errors.append(
+                    f'{place(shown)}: an included file holds [process.NAME] tables only (found "{key}"); '
+                    f"put [{key}] in {place(source) or 'the config file'}"
+                )
+        _read_processes(document.get("process", {}), shown, os.path.dirname(path), env, drafts, origin, errors)
 
     errors += check_graph(drafts, source=source)
-    cron_jobs = [d.name for d in drafts if d.values.get("schedule") is not None]
+    cron_jobs = [d for d in drafts if d.values.get("schedule") is not None]
     if cron_jobs:  # cron times are read in the zone of TZ (SPEC §11): it must be one
         try:
             zone_from_environ(env)
         except ZoneError as exc:
-            errors += [f"{place(source, name)}: schedule: {exc}" for name in cron_jobs]
+            errors += [f"{place(d.source or source, d.name)}: schedule: {exc}" for d in cron_jobs]
     if errors:
         # Each process's problems together, in file order; file-wide ones first.
-        raise ConfigError(sorted(errors, key=_by_process(source, tables)))
+        raise ConfigError(sorted(errors, key=_by_process(source, drafts)))
     # Validated above, graph included: build the model without checking it all again.
     processes = [ProcessSpec._trusted(d.values) for d in resolve_after(drafts)]
-    return Config._trusted(processes, settings, source=source)
+    origins = {d.name: d.source for d in drafts if d.source is not None and d.source != source}
+    return Config._trusted(processes, settings, source=source, origins=origins)
 
 
-def _by_process(source: str | None, names: Iterable[str]) -> Callable[[str], int]:
-    """Sort key: the file position of the process an error names, -1 for file-wide ones."""
-    rank = {f"{place(source, name)}: ": i for i, name in enumerate(names)}
-    front = place(source, "")[: -len('"')]  # 'trinit.toml: process "'
+def _read_processes(
+    tables: object,
+    source: str | None,
+    base_dir: str | None,
+    environ: Mapping[str, str],
+    drafts: list[Draft],
+    origin: dict[str, str | None],
+    errors: list[str],
+) -> None:
+    """The ``[process.NAME]`` tables of one file as drafts; a name that another file defined
+    already is an error naming both files."""
+    if not isinstance(tables, Mapping):
+        errors.append(
+            f"{place(source) or 'config'}: process: must be tables like [process.NAME] (got {show(tables)})"
+        )
+        return
+    for name, table in tables.items():
+        if name in origin:
+            errors.append(
+                f"{place(source, name)}: is defined in {place(origin[name]) or 'the config'} already; "
+                "a process name is defined once (rename one of them)"
+            )
+            continue
+        origin[name] = source
+        if not isinstance(table, Mapping):
+            errors.append(f"{place(source, name)}: must be a table of keys (got {show(table)})")
+            continue
+        problems = Problems(place(source, name))
+        table = prepare_process(table, problems, base_dir=base_dir, environ=environ)
+        draft = check_process(name, table, where=source)
+        draft.source = source
+        errors += problems.errors + draft.errors
+        drafts.append(draft)
+
+
+def _by_process(source: str | None, drafts: Sequence[Draft]) -> Callable[[str], int]:
+    """Sort key: the position (files in order) of the process an error names, -1 for file-wide ones."""
+    rank: dict[str, int] = {}
+    for i, d in enumerate(drafts):
+        rank.setdefault(f"{place(d.source or source, d.name)}: ", i)
+    fronts = {place(d.source or source, "")[: -len('"')] for d in drafts}  # 'trinit.toml: process "'
 
     def key(error: str) -> int:
-        if error.startswith(front):
+        for front in fronts:
+            if not error.startswith(front):
+                continue
             # The name ends at the first '": ' that makes a known head (a name may hold '"').
             end = error.find('": ', len(front))
             while end != -1:
@@ -317,15 +327,17 @@ def with_main_command(config: Config, argv: Sequence[str]) -> Config:
         processes = [*config.processes, ProcessSpec(name="main", command=list(argv), main=True)]
     # The graph is unchanged (a command is not part of it; a new "main" has no after and
     # its name is free), so the rest is not checked again.
-    return Config._trusted(processes, config.settings(), source=config.source)
+    return Config._trusted(processes, config.settings(), source=config.source, origins=config.origins)
 
 
 __all__ = [
+    "MAX_CONFIG_BYTES",
     "PROCESS_KEYS",
     "ExpansionError",
     "config_from_mapping",
     "expand",
     "load_config",
     "parse_toml",
+    "read_toml",
     "with_main_command",
 ]

@@ -108,6 +108,8 @@ class ProcessSpec:
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
     #: the "a stop job's after holds names only" rule still know what the user wrote.
     _after_implicit: frozenset[str] = attrs.field(default=frozenset(), repr=False, alias="_after_implicit")
+    #: The ``after`` names given with ``restart = true`` (SPEC §10): see :attr:`restarts_with`.
+    _after_restart: frozenset[str] = attrs.field(default=frozenset(), repr=False, alias="_after_restart")
 
     def __init__(
         self,
@@ -117,7 +119,7 @@ class ProcessSpec:
         shell: bool | None = None,
         main: bool | None = None,
         oneshot: bool | None = None,
-        after: Mapping[str, str] | Sequence[str | tuple[str, str]] | None = None,
+        after: Mapping[str, str | Mapping[str, Any]] | Sequence[str | tuple[str, str]] | None = None,
         ready: Mapping[str, Any] | ReadySpec | None = None,
         restart: str | None = None,
         restart_delay: float | str | None = None,
@@ -157,6 +159,7 @@ class ProcessSpec:
         post_stop: str | Sequence[str] | None = None,
         hook_timeout: float | str | None = None,
         _after_implicit: Iterable[str] = (),
+        _after_restart: Iterable[str] = (),
     ) -> None:
         given = {
             "command": command, "shell": shell, "main": main, "oneshot": oneshot, "after": after,
@@ -179,6 +182,7 @@ class ProcessSpec:
             {k: v for k, v in given.items() if v is not None},
             where=None,
             implicit=frozenset(_after_implicit),
+            restart=frozenset(_after_restart),
         )
         if draft.errors:
             raise ConfigError(draft.errors)
@@ -195,6 +199,11 @@ class ProcessSpec:
     def hardening(self) -> Hardening | None:
         """What its spawns apply before exec (SPEC §12); None when it has no hardening key."""
         return Hardening.of(self)
+
+    @property
+    def restarts_with(self) -> frozenset[str]:
+        """The processes in ``after`` whose every restart restarts this one too (SPEC §10)."""
+        return self._after_restart
 
     @property
     def is_stop_job(self) -> bool:
@@ -233,8 +242,12 @@ class Config:
     ready_file: str | None = None
     #: The control socket's path (SPEC §8); None: no socket (the default for a Config built in code).
     control_socket: str | None = None
+    #: A signal that reloads the config instead of being forwarded (SPEC §10); None: none.
+    reload_signal: int | None = None
     #: Where the config came from, for messages ("trinit.toml"); None for keyword construction.
     source: str | None = None
+    #: The included file each process came from (SPEC §10), for messages; others are in ``source``.
+    _origins: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False, alias="_origins")
 
     def __init__(
         self,
@@ -244,29 +257,46 @@ class Config:
         log_format: str | None = None,
         ready_file: str | None = None,
         control_socket: str | bool | None = None,
+        reload_signal: int | str | None = None,
         source: str | None = None,
+        _origins: Mapping[str, str] | None = None,
     ) -> None:
         given = {
             "shutdown_timeout": shutdown_timeout,
             "log_format": log_format,
             "ready_file": ready_file,
             "control_socket": control_socket,
+            "reload_signal": reload_signal,
         }
         values, errors = check_config(
             list(processes), {k: v for k, v in given.items() if v is not None}, source=source
         )
         if errors:
             raise ConfigError(errors)
-        self.__attrs_init__(**values, source=source)
+        self.__attrs_init__(**values, source=source, _origins=dict(_origins or {}))
 
     @classmethod
     def _trusted(
-        cls, processes: Iterable[ProcessSpec], settings: Mapping[str, Any], *, source: str | None
+        cls,
+        processes: Iterable[ProcessSpec],
+        settings: Mapping[str, Any],
+        *,
+        source: str | None,
+        origins: Mapping[str, str] | None = None,
     ) -> Config:
         """Build from what the loader already validated, graph included (no second validation)."""
         config = cls.__new__(cls)
-        config.__attrs_init__(processes=tuple(processes), source=source, **settings)
+        config.__attrs_init__(processes=tuple(processes), source=source, _origins=dict(origins or {}), **settings)
         return config
+
+    @property
+    def origins(self) -> Mapping[str, str]:
+        """The processes defined in included files, and those files."""
+        return self._origins
+
+    def source_of(self, name: str) -> str | None:
+        """The file process ``name`` is defined in (an included one, or ``source``)."""
+        return self._origins.get(name, self.source)
 
     def settings(self) -> dict[str, Any]:
         """The ``[trinit]`` keys, as ``_trusted`` takes them (to rebuild with other processes)."""

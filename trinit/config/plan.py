@@ -14,6 +14,9 @@ CONTRACT (the runtime reads exactly these fields):
 - ``longest_stop_path``: (seconds, names) the longest sum of ``stop_timeout`` along a stop chain,
   names in the order they stop; a stop job counts its ``timeout`` (0 without one); hooks and
   ``stop_delay`` count too (see :func:`stop_weight`).
+- ``restart_followers[name]``: the processes restarted with ``name`` (SPEC §10): its dependents
+  through ``restart = true`` edges, transitively along such edges only, in start order (they stop
+  in the reverse order). Only names that have some.
 - ``warnings``: lines ``trinit check`` prints (e.g. the longest stop path exceeds shutdown_timeout).
 
 A ``Config`` is validated once when it is built (graph included), so planning does not
@@ -45,6 +48,7 @@ class Plan:
     stop_layers: tuple[tuple[str, ...], ...]
     longest_stop_path: tuple[float, tuple[str, ...]]
     warnings: tuple[str, ...] = ()
+    restart_followers: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
 
 
 def make_plan(config: Config) -> Plan:
@@ -80,6 +84,7 @@ def make_plan(config: Config) -> Plan:
         stop_layers=_layers(names, stop_order, waits),
         longest_stop_path=longest,
         warnings=tuple(_warnings(config, longest, needs, run, by_name)),
+        restart_followers=restart_followers(specs, order),
     )
 
 
@@ -92,6 +97,16 @@ def stop_weight(spec: ProcessSpec) -> float:
         return (spec.timeout or 0.0) + len(spec.pre_start) * spec.hook_timeout + post
     pre = spec.hook_timeout if spec.pre_stop is not None else 0.0
     return pre + spec.stop_delay + spec.stop_timeout + post
+def restart_followers(specs: Sequence[ProcessSpec], order: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Who restarts with whom: for each process, its dependents along ``restart = true`` edges,
+    transitively (along those edges only), in ``order``."""
+    led = dependents({s.name: s.restarts_with for s in specs})
+    rank = {n: i for i, n in enumerate(order)}
+    return {
+        name: tuple(sorted(closure(led[name], led), key=rank.__getitem__))
+        for name in order
+        if led.get(name)
+    }
 
 
 def _warnings(

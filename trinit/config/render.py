@@ -136,7 +136,11 @@ def render_plan(plan: Plan, *, now: float | None = None, environ: Mapping[str, s
     lines += ["", "Start (each step starts together, once its conditions hold):"]
     for i, layer in enumerate(plan.start_layers, 1):
         for j, name in enumerate(layer):
-            waits = " and ".join(f"{dep} {_WAIT[cond]}" for dep, cond in plan.start_after[name])
+            follows = specs[name].restarts_with
+            waits = " and ".join(
+                f"{dep} {_WAIT[cond]}" + (" (restarts with it)" if dep in follows else "")
+                for dep, cond in plan.start_after[name]
+            )
             step = f"{i}." if j == 0 else ""
             lines.append(f"  {step:<3} {name:<{width}}" + (f"  once {waits}" if waits else ""))
 
@@ -154,6 +158,12 @@ def render_plan(plan: Plan, *, now: float | None = None, environ: Mapping[str, s
                 lines.append(f"  {step:<3} {name:<{width}}  stop job: {when}{limit}")
             else:
                 lines.append(f"  {step:<3} {name:<{width}}  {_stop_how(spec)}")
+
+    if plan.restart_followers:
+        lines += ["", "Restart groups (a restart of the first restarts the others: they stop first, in reverse):"]
+        lead = max(len(n) for n in plan.restart_followers)
+        for name, followers in plan.restart_followers.items():
+            lines.append(f"  {name:<{lead}}  -> {', '.join(followers)}")
 
     jobs = [specs[name] for name in plan.order if specs[name].scheduled]
     if jobs:

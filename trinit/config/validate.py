@@ -39,6 +39,7 @@ from .values import (
     one_of,
     place,
     positive_duration,
+    reload_signal,
     show,
     signal_number,
     socket_path,
@@ -157,8 +158,9 @@ DEFAULTS: dict[str, Any] = {
     **HARDENING_DEFAULTS,
     **HOOK_DEFAULTS,
     "_after_implicit": frozenset(),
+    "_after_restart": frozenset(),
 }
-PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
+PROCESS_KEYS = ("command", *(k for k in DEFAULTS if not k.startswith("_")))
 _KNOWN = frozenset(PROCESS_KEYS)
 _SIMPLE: dict[str, Any] = {
     "shell": boolean,
@@ -222,10 +224,17 @@ class Draft:
     name: str
     values: dict[str, Any]
     errors: list[str]
+    #: The file it is in, when not the config file itself (an included one).
+    source: str | None = None
 
 
 def check_process(
-    name: str, given: Mapping[str, Any], *, where: str | None, implicit: frozenset[str] = frozenset()
+    name: str,
+    given: Mapping[str, Any],
+    *,
+    where: str | None,
+    implicit: frozenset[str] = frozenset(),
+    restart: frozenset[str] = frozenset(),
 ) -> Draft:
     """Validate and normalize one process's keys; ``where`` is the config source, if any."""
     problems = Problems(place(where, name))
@@ -246,8 +255,10 @@ def check_process(
         shell = values["shell"] is True
         values["command"] = problems.parse("command", given["command"], lambda v: argv(v, shell=shell))
     if "after" in given:
-        after = after_list(given["after"], problems, implicit)
-        values["after"], values["_after_implicit"] = after if after is not None else (INVALID, INVALID)
+        after = after_list(given["after"], problems, implicit, restart)
+        values["after"], values["_after_implicit"], values["_after_restart"] = (
+            after if after is not None else (INVALID, INVALID, INVALID)
+        )
     if "ready" in given:
         values["ready"] = ready_probe(given["ready"], problems) or INVALID
     if "env" in given:
@@ -306,7 +317,7 @@ def _kind_rules(given: Mapping[str, Any], values: dict[str, Any], problems: Prob
 
 # --------------------------------------------------------------------------- [trinit] keys
 
-TRINIT_KEYS = ("shutdown_timeout", "log_format", "ready_file", "control_socket")
+TRINIT_KEYS = ("shutdown_timeout", "log_format", "ready_file", "control_socket", "reload_signal")
 
 
 def check_trinit(given: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
@@ -327,6 +338,7 @@ _TRINIT_PARSERS: dict[str, Any] = {
     "log_format": one_of("text", "json"),
     "ready_file": text,
     "control_socket": socket_path,
+    "reload_signal": reload_signal,
 }
 
 

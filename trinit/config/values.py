@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 from .._text import escape_controls
 from ..boot.parse import parse_duration, parse_signal
+from ..boot.signals import FORWARDED, INSPECTED
 from . import defaults
 
 Condition = Literal["started", "ready", "completed"]
@@ -25,6 +26,10 @@ Phase = Literal["run", "stop"]
 OutputMode = Literal["inherit", "prefix", "null"]
 LogFormat = Literal["text", "json"]
 ProbeKind = Literal["exec", "tcp", "http", "file", "log"]
+
+
+#: What ``reload_signal`` may be: a forwarded signal that trinit reads in a handler.
+RELOADABLE = FORWARDED - INSPECTED
 
 
 class Bad(ValueError):
@@ -151,6 +156,16 @@ def socket_path(value: object) -> str | None:
     return path
 
 
+def reload_signal(value: object) -> int:
+    """``reload_signal``: a signal trinit would otherwise forward (SPEC §3), like HUP or USR1."""
+    sig = signal_number(value)
+    if sig not in RELOADABLE:
+        raise Bad(
+            f'must be a signal that trinit would otherwise forward, like "HUP" or "USR1" (got {show(value)})'
+        )
+    return sig
+
+
 def _encodes(value: str) -> bool:
     """Whether ``value`` becomes bytes the way exec, open and getpwnam encode it."""
     try:
@@ -248,24 +263,39 @@ def valid_name(name: object) -> bool:
 
 
 def after_list(
-    value: object, problems: Problems, implicit: frozenset[str]
-) -> tuple[tuple[tuple[str, Condition], ...], frozenset[str]] | None:
-    """``after`` as (name, condition) pairs plus the names given without a condition.
+    value: object, problems: Problems, implicit: frozenset[str], restart: frozenset[str] = frozenset()
+) -> tuple[tuple[tuple[str, Condition], ...], frozenset[str], frozenset[str]] | None:
+    """``after`` as (name, condition) pairs, the names given without a condition, and the
+    names whose restarts this process follows (``{ when = "ready", restart = true }``, SPEC §10).
 
     A name without a condition gets the placeholder "ready" until ``Config`` knows
-    whether it names a oneshot.
+    whether it names a oneshot.  ``implicit`` and ``restart`` carry what an earlier
+    validation knew (``attrs.evolve`` passes the pairs only).
     """
     conditions = ("started", "ready", "completed")
     pairs: list[tuple[str, Condition]] = []
     plain: set[str] = set()
+    follows: set[str] = set()
     ok = True
     if isinstance(value, Mapping):
         for dep, cond in value.items():
+            if isinstance(dep, str) and isinstance(cond, Mapping):
+                cond = _condition_table(dep, cond, problems, follows)
+                if cond is None:
+                    ok = False
+                    continue
+                if cond == "":
+                    plain.add(dep)
+                    cond = "ready"
             if not isinstance(dep, str):
                 problems.add("after", f"names must be strings (got {show(dep)})")
                 ok = False
             elif cond not in conditions or not isinstance(cond, str):
-                problems.add(f"after.{dep}", f'must be "started", "ready" or "completed" (got {show(cond)})')
+                problems.add(
+                    f"after.{dep}",
+                    f'must be "started", "ready" or "completed", or a table like '
+                    f'{{ when = "ready", restart = true }} (got {show(cond)})',
+                )
                 ok = False
             else:
                 pairs.append((dep, cast(Condition, cond)))
@@ -299,7 +329,29 @@ def after_list(
         seen.add(dep)
     if not ok:
         return None
-    return tuple(pairs), frozenset(plain | (implicit & seen))
+    return tuple(pairs), frozenset(plain | (implicit & seen)), frozenset(follows | (restart & seen))
+
+
+def _condition_table(dep: str, table: Mapping[Any, Any], problems: Problems, follows: set[str]) -> str | None:
+    """``{ when = "ready", restart = true }``: the condition ("" when ``when`` is not given,
+    so the default applies), or None after recording what is wrong."""
+    ok = True
+    for key in table:
+        if key not in ("when", "restart"):
+            hint = did_you_mean(str(key), ("when", "restart"))
+            problems.add(f"after.{dep}", f'unknown key "{key}"{hint}; a condition table has when and restart')
+            ok = False
+    when = table.get("when", "")
+    if when != "" and (not isinstance(when, str) or when not in ("started", "ready", "completed")):
+        problems.add(f"after.{dep}.when", f'must be "started", "ready" or "completed" (got {show(when)})')
+        ok = False
+    restart = table.get("restart", False)
+    if not isinstance(restart, bool):
+        problems.add(f"after.{dep}.restart", f"must be true or false (got {show(restart)})")
+        ok = False
+    elif restart:
+        follows.add(dep)
+    return str(when) if ok else None
 
 
 def environment(value: object, problems: Problems) -> tuple[tuple[str, str], ...] | None:

@@ -99,9 +99,14 @@ class Bootstrap:
         return self.watcher
 
     def install_signals(
-        self, on_signal: Callable[[int, int], None], targets: tuple[Forwarder, ...]
+        self,
+        on_signal: Callable[[int, int], None],
+        targets: tuple[Forwarder, ...],
+        *,
+        consumed: frozenset[int] = frozenset(),
     ) -> None:
-        """Install the handlers (after the processes started before trio are watched)."""
+        """Install the handlers (after the processes started before trio are watched);
+        ``consumed`` signals are trinit's own (``reload_signal``), never forwarded."""
         opts = self.options
         if not opts.handle_signals and self._reaper is None:
             return
@@ -115,6 +120,7 @@ class Bootstrap:
             on_child=self._reaper.reap if self._reaper is not None else None,
             collect=self._reaper.collect_if_cheap if self._reaper is not None else None,
             rewrite=opts.rewrite,
+            consumed=consumed,
         )
         self.router.targets = targets
         self.router.install()
@@ -175,6 +181,7 @@ class SignalRouter:
         collect: Callable[[], None] | None = None,
         rewrite: Mapping[int, int] | None = None,
         own_pid: int = 0,
+        consumed: frozenset[int] = frozenset(),
     ) -> None:
         self._token = token
         self._on_signal = on_signal
@@ -182,6 +189,8 @@ class SignalRouter:
         self._collect = collect
         self._rewrite = dict(rewrite or {})
         self._own_pid = own_pid or os.getpid()
+        #: Received as they are, never forwarded: they ask trinit itself (``reload_signal``).
+        self._consumed = consumed
         self.targets: tuple[Forwarder, ...] = ()
         self.signals = signals
         self.inspected_fd: int | None = None
@@ -251,6 +260,9 @@ class SignalRouter:
                 if self._collect is not None:
                     self._collect()
                 self._token.run_sync_soon(self._on_child, idempotent=True)
+                return
+            if signum in self._consumed:  # trinit's own, before any -r: never passed on
+                self._token.run_sync_soon(self._on_signal, signum, signum, idempotent=True)
                 return
             passed = self._rewrite.get(signum, signum)
             if passed == 0:

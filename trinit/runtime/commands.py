@@ -153,7 +153,9 @@ async def _probe(rt: Runtime, request: Mapping[str, Any]) -> Reply:
 
 
 async def _reload(rt: Runtime, request: Mapping[str, Any]) -> Reply:
-    raise Refused("not_supported", "reload is not supported yet by this trinit")
+    dry_run = _flag(request, "dry_run")
+    plan = await rt.reloader.reload(dry_run=dry_run)
+    return {"ok": True, "plan": plan, "applied": not dry_run}
 
 
 async def _version(rt: Runtime, request: Mapping[str, Any]) -> Reply:
@@ -188,4 +190,8 @@ async def answer(rt: Runtime, request: object) -> Reply:
             raise Refused("unknown_command", f"unknown command {request.get('cmd')!r}; known: {known}")
         return await command(rt, request)
     except Refused as exc:
-        return {"ok": False, "error": str(exc), "code": exc.code}
+        reply: Reply = {"ok": False, "error": str(exc), "code": exc.code}
+        errors = getattr(exc, "errors", None)  # a reload's: every problem of the new config
+        if errors:
+            reply["errors"] = list(errors)
+        return reply

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from . import steer
 
 if TYPE_CHECKING:
+    from ..config.model import Config
     from .events import EventStream
     from .process import ProcessStatus
     from .supervisor import Runtime
@@ -73,6 +74,19 @@ class Supervisor(metaclass=_NoPublicConstructor):
         Never a failure, and never counted toward ``max_restarts``.
         """
         await steer.restart(self._runtime, [name], background=False)
+
+    async def reload(self, config: Config, *, dry_run: bool = False) -> list[str]:
+        """Apply ``config`` in place of the running one (SPEC §10); return the plan, one line a change.
+
+        Processes no longer in it stop, new ones start once their ``after`` holds, changed ones
+        restart (with their ``restart = true`` followers), unchanged ones are not touched.
+        Nothing changes when it cannot be applied: a change to the main process, or to a
+        ``[trinit]`` key other than ``shutdown_timeout``, ``log_format`` and ``ready_file``,
+        raises ConfigError listing why (as does an unusable ``user`` or ``env_file``); so does
+        ``dry_run``, which only returns the plan. Raises TrinitError during another reload
+        or the shutdown.
+        """
+        return await self._runtime.reloader.reload(config, dry_run=dry_run)
 
     def events(self) -> EventStream:
         """Follow what happens from now on: an async iterator of event dicts (SPEC §6 fields).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import TrinitError
+from ..config.load import load_config
 from ..config.plan import make_plan
 from ..io.log import Logger
 from ..system.real import RealOS
@@ -47,7 +49,11 @@ async def open_supervisor(
     plan = make_plan(config)
     os_layer = RealOS()
     options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
-    rt = Runtime(plan, os_layer=os_layer, log=Logger(log_format=config.log_format), options=options)
+    # A config read from a file is read again by `trinit ctl reload` (sup.reload takes any config).
+    source = functools.partial(load_config, config.source) if config.source else None
+    rt = Runtime(
+        plan, os_layer=os_layer, log=Logger(log_format=config.log_format), options=options, reload_source=source
+    )
     # The handlers are installed at once inside trio: nothing to hold until then.
     prepare(os_layer, options, owns_process=False, hold_signals=False)
 
@@ -69,7 +75,7 @@ async def open_supervisor(
             finally:
                 rt.request_shutdown("the open_supervisor() block was left")
                 with trio.CancelScope(shield=True), trio.move_on_after(
-                    config.shutdown_timeout + _GRACE_AFTER_BUDGET
+                    rt.config.shutdown_timeout + _GRACE_AFTER_BUDGET
                 ):
                     await rt.finished.wait()
                     await trio.to_thread.run_sync(rt.log.close, 1.0)

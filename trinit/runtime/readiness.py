@@ -19,10 +19,14 @@ import re
 import shlex
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from ..config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, ReadySpec, TcpProbe
+
+if TYPE_CHECKING:
+    from ..config.model import ProcessSpec
 
 __all__ = [
     "MIN_INTERVAL",
@@ -30,6 +34,7 @@ __all__ = [
     "RunExec",
     "describe",
     "http_request",
+    "log_watch_for",
     "wait_ready",
 ]
 
@@ -41,6 +46,14 @@ MIN_INTERVAL = 0.01
 
 #: Longest HTTP status line we read before giving up on a response (a non-HTTP server, say).
 _MAX_STATUS_LINE = 8192
+
+
+def log_watch_for(spec: ProcessSpec) -> LogWatch | None:
+    """The watch of a ``ready = { log = "regex" }`` process's output, else None."""
+    if spec.ready is None or spec.ready.kind != "log":
+        return None
+    assert isinstance(spec.ready.target, str)
+    return LogWatch(spec.ready.target)
 
 
 class LogWatch:

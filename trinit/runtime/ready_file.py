@@ -48,6 +48,12 @@ class ReadyFile:
         self._made = True
         self.log.info("all_ready", f"everything is up; created {path}")
 
+    def move(self, path: str | None) -> None:
+        """Use another path from now on (a reload, SPEC §10): the old file goes."""
+        if path != self.path:
+            self.remove()
+            self.path = path
+
     def retire(self) -> None:
         """Remove the file for good: the run is ending, so it is never created again."""
         self._retired = True

@@ -6,6 +6,7 @@ and exits. Imported lazily by the fast start, after the main process is already 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import trio
@@ -43,7 +44,14 @@ def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> in
     try:
         config = load_for_cli(opts)
         log.log_format = config.log_format
-        rt = Runtime(make_plan(config), os_layer=os_layer, log=log, options=options, prestarted=prestarted)
+        rt = Runtime(
+            make_plan(config),
+            os_layer=os_layer,
+            log=log,
+            options=options,
+            prestarted=prestarted,
+            reload_source=functools.partial(load_for_cli, opts) if opts.config is not None else None,
+        )
     except ConfigError:
         if isinstance(early, int):  # pragma: no cover - zero-config has nothing left to get wrong here
             log.error("internal_error", "the config could not be built; stopping the main process")

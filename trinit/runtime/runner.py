@@ -15,100 +15,22 @@ import attrs
 import trio
 
 from ..system.status import ExitStatus
+from .facts import RunnerFacts
 from .policy import Kind, decide
 from .process import ProcessHandle, StartFailure, log_exit, log_start, start_error
 from .state import STOPS, EndReason, State, check_transition
 from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
-    from ..config.model import Condition, ProcessSpec
-    from .host import RunnerHost
-    from .readiness import LogWatch
+    from ..config.model import Condition
 
 #: A run that trinit ended for one of these failed, whatever its exit status.
 _FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT})
 
 
 @attrs.define(eq=False)
-class Runner:
-    spec: ProcessSpec
-    host: RunnerHost
-    start_after: tuple[tuple[str, Condition], ...] = ()
-    state: State = State.WAITING
-    handle: ProcessHandle | None = None
-    last_pid: int | None = None
-    last_status: ExitStatus | None = None
-    restarts: int = 0
-    log_watch: LogWatch | None = None
-    #: Why trinit is ending the current run (or the runner), if it is.
-    _end: EndReason | None = None
-    _consecutive: int = 0
-    _pending: trio.CancelScope | None = None
-    _adopted: ProcessHandle | None = None
-    _left: ProcessHandle | None = None  # the last run's, while its process group may outlive it
-    done: trio.Event = attrs.field(factory=trio.Event)
-    #: Wall-clock time of the last state change (``since`` of ``ctl status``).
-    since: float = attrs.field(factory=time.time)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def ever_started(self) -> bool:
-        return self.last_pid is not None
-
-    @property
-    def ready(self) -> bool:
-        return self.state is State.READY
-
-    @property
-    def completed(self) -> bool:
-        return self.state is State.COMPLETED
-
-    @property
-    def final(self) -> bool:
-        return self.state.final
-
-    @property
-    def failed(self) -> bool:
-        return self.state is State.FAILED or (
-            self.state is State.SKIPPED and self._end is EndReason.DEPENDENCY
-        )
-
-    @property
-    def up(self) -> bool:
-        """Counts toward ``ready_file``: ready; a oneshot completed, or failed under ``"ignore"``."""
-        if not self.spec.oneshot:
-            return self.ready
-        return self.completed or (self.failed and self.spec.on_failure == "ignore")
-
-    @property
-    def stopped(self) -> bool:  # by a library or ``ctl`` stop, or the shutdown
-        return self._end in STOPS
-
-    @property
-    def gone_for_good(self) -> bool:
-        """A long-running process ended with no restart to come (a user's stop aside)."""
-        return self.final and not self.spec.oneshot and self._end not in STOPS
-
-    @property
-    def held(self) -> bool:
-        """Stopped by a user (or about to be): stays stopped until started again."""
-        return self._end is EndReason.HOLD
-
-    # -- conditions others wait for ----------------------------------------------------------
-
-    def satisfies(self, condition: Condition) -> bool:
-        if condition == "started":
-            return self.ever_started
-        if condition == "ready":
-            return self.ready
-        return self.completed
-
-    def can_never_satisfy(self, condition: Condition) -> bool:
-        # A stopped process may be started again: what waits for it waits on.
-        return self.final and self.state is not State.STOPPED and not self.satisfies(condition)
+class Runner(RunnerFacts):
+    """One process's life, driven by the state machine (see the module's docstring)."""
 
     # -- what others ask of it -----------------------------------------------------------------
 
@@ -124,11 +46,13 @@ class Runner:
         if self._pending is not None:
             self._pending.cancel()
 
-    async def stop(self, sig: int | None = None, *, hold: bool = False) -> None:
+    async def stop(
+        self, sig: int | None = None, *, hold: bool = False, why: EndReason = EndReason.STOP
+    ) -> None:
         """Stop for good: cancel what is pending, end the process. ``hold``: a user's stop (it
-        ends ``stopped`` and stays so; the shutdown's stop does not undo that)."""
+        ends ``stopped`` and stays so; the shutdown's stop does not undo that); ``why``: FOLLOW."""
         if hold or self._end is not EndReason.HOLD:
-            self._end = EndReason.HOLD if hold else EndReason.STOP
+            self._end = EndReason.HOLD if hold else why
         self.wake()
         handle = self.handle or self._left
         if handle is not None:
@@ -143,6 +67,7 @@ class Runner:
             return
         if self._end not in STOPS:
             self._end = EndReason.RESTART
+            await self.host.before_restart(self)
         await self._terminate(handle)
 
     def revive(self) -> None:
@@ -276,6 +201,8 @@ class Runner:
                 self.restarts += 1
                 self._log_restart(decision.delay, f"restart {decision.consecutive}")
             self._move(State.BACKOFF)
+            if decision.kind is Kind.RESTART:
+                await self.host.before_restart(self)
             if not await self._sleep(decision.delay):
                 self._finish(self._ended())
                 return

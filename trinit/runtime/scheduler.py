@@ -78,6 +78,9 @@ class ScheduledJob:
     _runs: trio.Nursery | None = None
     #: Where the job's task runs (the runtime's), to start it again after a stop before its first run.
     _home: trio.Nursery | None = None
+    #: The task's scope, and whether a reload took the job away (SPEC §10): it never runs again.
+    _scope: trio.CancelScope | None = None
+    _removed: bool = False
     #: Set when a run (and any run queued behind it) has ended.
     idle: trio.Event = attrs.field(factory=trio.Event)
 
@@ -107,7 +110,7 @@ class ScheduledJob:
     def trigger(self) -> Trigger:
         """Run it now (``ctl start NAME``), respecting ``overlap``; a stopped job is started again
         and its schedule goes on."""
-        if self.host.shutting_down:
+        if self.host.shutting_down or self._removed:
             return Trigger.REFUSED
         if self.runner.final and not self._gated:
             if not self.runner.stopped or self._home is None:
@@ -136,8 +139,19 @@ class ScheduledJob:
 
     # -- the job's task ---------------------------------------------------------------------
 
+    def remove(self) -> None:
+        """A reload took the job away: its task ends (a run going on was stopped before)."""
+        self._removed = True
+        if self._scope is not None:
+            self._scope.cancel()
+
     async def run(self) -> None:
         """The job's whole life: wait for its ``after`` once, then fire at each fire time."""
+        with trio.CancelScope() as self._scope:
+            if not self._removed:
+                await self._life()
+
+    async def _life(self) -> None:
         if not await self.runner.lifecycle(run=False):
             return  # skipped: a dependency failed for good, or a stop or the shutdown came first
         self._gated = True
@@ -304,16 +318,22 @@ class Scheduler:
     ) -> None:
         self.host = host
         self.clock = clock
+        self.environ = environ
         scheduled = [r for r in runners if r.spec.scheduled]
-        zone: tzinfo = UTC
+        self.zone: tzinfo = UTC
+        self._zoned = False
+        self._watching = False
         if any(r.spec.schedule is not None for r in scheduled):
-            try:
-                zone = zone_from_environ(environ)
-            except ZoneError as exc:  # the CLI's load refuses such a config; a library run carries on
-                host.log.warning("scheduled", f"{exc}; cron times are read in UTC")
-        self.zone = zone
+            self._read_zone()
         self.rng = rng or random.Random()
-        self.jobs = {r.name: ScheduledJob(r, host, clock, zone, self.rng) for r in scheduled}
+        self.jobs = {r.name: ScheduledJob(r, host, clock, self.zone, self.rng) for r in scheduled}
+
+    def _read_zone(self) -> None:
+        self._zoned = True
+        try:
+            self.zone = zone_from_environ(self.environ)
+        except ZoneError as exc:  # the CLI's load refuses such a config; a library run carries on
+            self.host.log.warning("scheduled", f"{exc}; cron times are read in UTC")
 
     def __contains__(self, name: str) -> bool:
         return name in self.jobs
@@ -331,7 +351,26 @@ class Scheduler:
             job._home = nursery
             nursery.start_soon(job.run, name=f"trinit {job.name} schedule")
         if any(job.runner.spec.schedule is not None for job in self.jobs.values()):
+            self._watching = True
             nursery.start_soon(self._watch_clock, name="trinit wall clock")
+
+    def add(self, runner: Runner, nursery: trio.Nursery) -> None:
+        """Schedule a job a reload added or changed (SPEC §10); it waits for its ``after`` first."""
+        if runner.spec.schedule is not None and not self._zoned:
+            self._read_zone()
+        job = ScheduledJob(runner, self.host, self.clock, self.zone, self.rng)
+        self.jobs[runner.name] = job
+        job._home = nursery
+        nursery.start_soon(job.run, name=f"trinit {job.name} schedule")
+        if runner.spec.schedule is not None and not self._watching:
+            self._watching = True
+            nursery.start_soon(self._watch_clock, name="trinit wall clock")
+
+    def remove(self, name: str) -> None:
+        """Take a job away (a reload removed or changed it); stop its runner first."""
+        job = self.jobs.pop(name, None)
+        if job is not None:
+            job.remove()
 
     async def _watch_clock(self) -> None:
         try:

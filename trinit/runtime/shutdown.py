@@ -9,6 +9,7 @@ reacts in :func:`.stopping.terminate` and :meth:`Shutdown.kill_on_force` ends th
 from __future__ import annotations
 
 import traceback
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import attrs
@@ -27,12 +28,10 @@ KILL_WAIT = 2.0
 @attrs.define(eq=False)
 class Shutdown:
     rt: Runtime
-    _stopped: dict[str, trio.Event] = attrs.field(init=False)
+    #: One event per process, set once it has stopped (made on first use: a reload adds processes).
+    _stopped: defaultdict[str, trio.Event] = attrs.field(init=False, factory=lambda: defaultdict(trio.Event))
     #: Process groups that had their stop signal as a group: the sweep spares them (SPEC §3).
     _group_stopped: set[int] = attrs.field(init=False, factory=set)
-
-    def __attrs_post_init__(self) -> None:
-        self._stopped = {name: trio.Event() for name in self.rt.runners}
 
     async def run(self, reason: str) -> None:
         rt = self.rt

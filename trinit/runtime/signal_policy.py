@@ -35,6 +35,8 @@ def on_signal(rt: Runtime, received: int, passed: int) -> None:
             rt.force_stop()
         else:
             _pass_to_stopping(rt, passed)
+    elif received == rt.config.reload_signal:
+        rt.reloader.on_signal(received)
     elif forwards(received, rt.options.rewrite):
         names = ", ".join(rt.forwarded_to()) or "nobody (no process running)"
         rt.log.debug("forwarded", f"forwarded {signal_name(passed)} to {names}", signal=signal_name(passed))

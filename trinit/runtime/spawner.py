@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 import trio
 
-from .._errors import TrinitError
+from .._errors import ConfigError, TrinitError
 from ..io.output import pump_output
 from ..io.writer import stdio_writer
 from ..system.environ import build_env, check_env_files, resolve_credentials
@@ -33,6 +33,29 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 Stream = Literal["stdout", "stderr"]
+
+
+def credentials_of(config: Config) -> dict[str, Credentials | None]:
+    """Each process's ids, and every ``env_file`` read once: a problem is a ConfigError, before
+    anything (of a reload, anything new) starts."""
+    creds = {p.name: resolve_credentials(p) for p in config.processes}
+    check_env_files_of(config, creds)
+    return creds
+
+
+def check_env_files_of(config: Config, creds: Mapping[str, Credentials | None]) -> None:
+    """``check_env_files`` with each error naming the file its process is defined in."""
+    errors: list[str] = []
+    by_file: dict[str | None, list[ProcessSpec]] = {}
+    for spec in config.processes:
+        by_file.setdefault(config.source_of(spec.name), []).append(spec)
+    for source, specs in by_file.items():
+        try:
+            check_env_files(specs, creds, source)
+        except ConfigError as exc:
+            errors += exc.errors
+    if errors:
+        raise ConfigError(errors)
 
 #: The drain's least time, even when the budget is spent: to read what the pipes already hold.
 _DRAIN_FLOOR = 0.2
@@ -57,8 +80,12 @@ class Spawner:
     _pumps_done: trio.Event = attrs.field(factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
-        self._creds = {p.name: resolve_credentials(p) for p in self.config.processes}
-        check_env_files(self.config.processes, self._creds, self.config.source)
+        self._creds = credentials_of(self.config)
+
+    def use(self, config: Config, creds: dict[str, Credentials | None]) -> None:
+        """Start children from ``config`` from now on (a reload, SPEC §10); ``creds`` from
+        :func:`credentials_of`."""
+        self.config, self._creds = config, creds
 
     def watcher_or_fail(self) -> ExitWatcher:
         if self.watcher is None:

@@ -59,10 +59,13 @@ class EndReason(enum.Enum):
     TIMED_OUT = "timed_out"
     #: Skipped: a process it waits for can never meet its condition.
     DEPENDENCY = "dependency"
+    #: Stopped because a process it follows (``restart = true``, SPEC §10) restarts: it is
+    #: started again once that one has (:mod:`.cascade`), never a failure.
+    FOLLOW = "follow"
 
 
-#: trinit ends the process for good (no restart, no retry).
-STOPS = frozenset({EndReason.STOP, EndReason.HOLD})
+#: trinit ends the run for good (no restart, no retry of its own).
+STOPS = frozenset({EndReason.STOP, EndReason.HOLD, EndReason.FOLLOW})
 
 
 class IllegalTransition(RuntimeError):

@@ -17,6 +17,7 @@ import trio
 
 from .._errors import TrinitError
 from ..config.values import did_you_mean
+from . import cascade
 from .scheduler import Trigger
 from .state import State
 
@@ -151,14 +152,15 @@ async def restart_one(rt: Runtime, runner: Runner) -> None:
     if runner.handle is None and runner.name in rt.scheduler:  # between runs: one more run now
         rt.scheduler.job(runner.name).trigger()
         return
-    if runner.final:
-        if not rt.shutting_down:
-            rt.launch(runner)
-        return
     if runner.state is State.STOPPING:  # a stop under way, or the post_stop hook of an exit
         while runner.state is State.STOPPING:
             await rt.changed().wait()
         await restart_one(rt, runner)  # whatever it is now: stopped, or backing off to a restart
+        return
+    if runner.final:  # a restart all the same: what follows it restarts too (SPEC §10)
+        await cascade.before_restart(rt, runner)
+        if not rt.shutting_down and runner.final:
+            rt.launch(runner)
         return
     if runner.state is State.BACKOFF:
         runner.wake()

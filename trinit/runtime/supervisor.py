@@ -17,14 +17,15 @@ import trio
 
 from ..system.status import ExitStatus
 from ..system.wallclock import RealWallClock
-from . import steer
+from . import cascade, steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
 from .hooks import Hooks
 from .process import ProcessStatus
-from .readiness import LogWatch, wait_ready
+from .readiness import log_watch_for, wait_ready
 from .ready_file import ReadyFile
+from .reload import Reloader
 from .runner import Runner
 from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
@@ -33,6 +34,7 @@ from .spawner import Spawner
 from .state import State
 
 if TYPE_CHECKING:
+    from ..config.model import Config, ProcessSpec
     from ..config.plan import Plan
     from ..io.log import Logger
     from ..io.writer import FdWriter
@@ -80,7 +82,9 @@ class Runtime:
         prestarted: Mapping[str, int | OSError] | None = None,
         watcher: ExitWatcher | None = None,
         wall_clock: WallClock | None = None,
+        reload_source: Callable[[], Config] | None = None,
     ) -> None:
+        """``reload_source`` reads the config again for a reload (SPEC §10): None when there is no file."""
         self.plan = plan
         self.config = plan.config
         self.os = os_layer
@@ -106,13 +110,7 @@ class Runtime:
         self._shutdown_requested = trio.Event()
         self._changed = trio.Event()
         self.events = EventHub(log)
-        self.runners: dict[str, Runner] = {}
-        for spec in self.config.processes:
-            runner = Runner(spec, self, start_after=tuple(plan.start_after.get(spec.name, ())))
-            if spec.ready is not None and spec.ready.kind == "log":
-                assert isinstance(spec.ready.target, str)
-                runner.log_watch = LogWatch(spec.ready.target)
-            self.runners[spec.name] = runner
+        self.runners = {spec.name: self.make_runner(spec) for spec in self.config.processes}
         self.run_phase = [r for r in self.runners.values() if r.spec.phase == "run"]
         #: Where each process comes in the start order (several names are applied in it).
         self.start_rank = {name: i for i, name in enumerate(plan.order)}
@@ -128,12 +126,31 @@ class Runtime:
         self._shutdown = Shutdown(self)
         self._procs: trio.Nursery | None = None
         self.control = ControlServer(self, self.config.control_socket) if self.config.control_socket else None
+        self.reloader = Reloader(self, reload_source)
         self.internal_error: BaseException | None = None
         self.exit_code: int | None = None
 
     @property
     def reaps_orphans(self) -> bool:
         return self.boot.watcher is not None and self.boot.watcher.reaps_orphans
+
+    def make_runner(self, spec: ProcessSpec) -> Runner:
+        start_after = tuple(self.plan.start_after.get(spec.name, ()))
+        return Runner(spec, self, start_after=start_after, log_watch=log_watch_for(spec))
+
+    def track(self, runner: Runner | str) -> None:
+        """Count a runner a reload added or changed toward the end of the run and ``ready_file``
+        as its state says (a name: one a reload removed, counted no more)."""
+        name = runner if isinstance(runner, str) else runner.name
+        self._live.discard(name)
+        self._down.discard(name)
+        if isinstance(runner, str):
+            self._forwarders.pop(name, None)
+        elif runner.spec.phase == "run" and not runner.spec.scheduled:
+            if not runner.final or runner.state is State.STOPPED:
+                self._live.add(name)
+            if not runner.up:
+                self._down.add(name)
 
     def watcher_or_fail(self) -> ExitWatcher:
         return self.spawner.watcher_or_fail()
@@ -169,8 +186,7 @@ class Runtime:
             return
         if runner.final and runner.state is not State.STOPPED:  # a stopped one may be started again
             self._live.discard(name)
-            if not self._live and self._main is None and not self.shutting_down and not self.scheduler.jobs:
-                self.request_shutdown("every process has finished")
+            self.end_if_nothing_left()
         if runner.up:
             self._down.discard(name)
         else:
@@ -178,6 +194,11 @@ class Runtime:
         if runner.gone_for_good:  # the main process exited, or a service with no restart to come
             self.ready_file.retire()
         self.ready_file.update(self.all_up)
+
+    def end_if_nothing_left(self) -> None:
+        """Without a main process, the run ends once every process has finished."""
+        if not self._live and self._main is None and not self.shutting_down and not self.scheduler.jobs:
+            self.request_shutdown("every process has finished")
 
     def process_failed(self, runner: Runner, code: int) -> None:
         if self.shutting_down:
@@ -209,6 +230,9 @@ class Runtime:
             return await self.spawner.run_probe(spec, argv, timeout, self.force)
 
         return await wait_ready(spec.ready, run_exec=run_exec, log_watch=runner.log_watch)
+
+    async def before_restart(self, runner: Runner) -> None:
+        await cascade.before_restart(self, runner)
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -293,7 +317,9 @@ class Runtime:
                 del self._prestarted[name]
                 runner = self.runners[name]
                 runner.adopt(self.spawner.handle(runner.spec, early))
-        self.boot.install_signals(self.on_signal, tuple(self._forwarders.values()))
+        reload_signal = self.config.reload_signal  # fixed for the run: a reload cannot change it
+        consumed = frozenset({reload_signal}) if reload_signal else frozenset()
+        self.boot.install_signals(self.on_signal, tuple(self._forwarders.values()), consumed=consumed)
 
     def _final_code(self) -> int:
         if self.internal_error is not None and not only_cancelled(self.internal_error):
@@ -324,9 +350,13 @@ class Runtime:
         }
 
     def launch(self, runner: Runner) -> None:
-        """Run a finished process's life again: it waits for its conditions, then starts."""
+        """Run a finished (or new) process's life again: it waits for its conditions, then starts."""
         assert self._procs is not None
-        runner.revive()
+        if runner.final:
+            runner.revive()
+        if runner.spec.scheduled:
+            self.scheduler.add(runner, self._procs)
+            return
         self._live.add(runner.name)
         self._procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
 
