@@ -23,6 +23,7 @@ import attrs
 from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
+from .health import HealthSpec
 from .probes import ReadySpec
 from .schedule import Cron, Overlap
 from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
@@ -88,6 +89,9 @@ class ProcessSpec:
     jitter: float = 0.0
     overlap: Overlap = "skip"
     run_on_start: bool = False
+    #: Health checks and the watchdog (SPEC §9); see ``config/health``.
+    health: HealthSpec | None = None
+    watchdog: float | None = None
     #: The ``after`` names given without a condition (array form).  Their condition is
     #: the default ("completed" on a oneshot, else "ready"), which ``Config`` fills in
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
@@ -130,6 +134,8 @@ class ProcessSpec:
         jitter: float | str | None = None,
         overlap: str | None = None,
         run_on_start: bool | None = None,
+        health: Mapping[str, Any] | HealthSpec | None = None,
+        watchdog: float | str | None = None,
         _after_implicit: Iterable[str] = (),
     ) -> None:
         given = {
@@ -142,7 +148,7 @@ class ProcessSpec:
             "forward_signals": forward_signals, "cwd": cwd, "env": env, "env_file": env_file,
             "inherit_env": inherit_env, "user": user, "group": group, "output": output,
             "schedule": schedule, "every": every, "jitter": jitter, "overlap": overlap,
-            "run_on_start": run_on_start,
+            "run_on_start": run_on_start, "health": health, "watchdog": watchdog,
         }  # fmt: skip
         draft = check_process(
             name,

@@ -17,6 +17,8 @@ from typing import Any
 import attrs
 
 from . import defaults
+from .health import DEFAULTS as HEALTH_DEFAULTS
+from .health import health_rules
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
 from .schedule import cron, schedule_rules
@@ -58,7 +60,7 @@ def ready_probe(value: object, problems: Problems) -> ReadySpec | None:
             problems.add("ready", f'unknown key "{key}"{hint}')
     kinds = [k for k in PROBES if k in value]
     if not kinds:
-        problems.add("ready", "needs one probe: exec, tcp, http, file or log")
+        problems.add("ready", "needs one probe: exec, tcp, http, file, log, notify or fd")
     elif len(kinds) > 1:
         problems.add("ready", f"has {' and '.join(kinds)}: give exactly one probe")
     timing = {key: value[key] for key in PROBE_TIMING if key in value}
@@ -150,6 +152,7 @@ DEFAULTS: dict[str, Any] = {
     "group": None,
     "output": defaults.OUTPUT,
     **SCHEDULE_DEFAULTS,
+    **HEALTH_DEFAULTS,
     "_after_implicit": frozenset(),
 }
 PROCESS_KEYS = ("command", *(k for k in DEFAULTS if k != "_after_implicit"))
@@ -261,6 +264,7 @@ def check_process(
         )
     _kind_rules(given, values, problems)
     schedule_rules(given, values, problems)
+    health_rules(given, values, problems)
     _identity(values, problems)
     return Draft(name, values, problems.errors)
 
