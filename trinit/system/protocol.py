@@ -62,7 +62,12 @@ class OSLayer(Protocol):
         stdout: int | None = None,
         stderr: int | None = None,
         inherit_environ: bool = False,
-    ) -> int: ...
+        move_fd: tuple[int, int] | None = None,
+        pid_env: str | None = None,
+    ) -> int:
+        """``move_fd``: (trinit's fd, the number the child gets it as); ``pid_env``: a variable
+        the child finds set to its own pid (``WATCHDOG_PID``)."""
+        ...
 
     def release(self, pid: int, status: int) -> None: ...
 
@@ -79,6 +84,10 @@ class OSLayer(Protocol):
         ...
 
     def descendants(self) -> list[int]: ...
+
+    def belongs_to(self, pid: int, root: int) -> bool:
+        """``pid`` is ``root``, its descendant, or in its process group (a notification's sender)."""
+        ...
 
     def describe(self, pid: int) -> str: ...
 
