@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from ..config.health import health_action
 from ..system.status import ExitStatus
 from .policy import Kind, decide
 from .process import ProcessHandle, StartFailure, log_exit, start_error
-from .state import STOPS, EndReason, State, check_transition
+from .state import STOPS, EndReason, Health, State, check_transition
 from .stopping import stop_signal_for, terminate
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .readiness import LogWatch
 
 #: A run that trinit ended for one of these failed, whatever its exit status.
-_FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT})
+_FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT, EndReason.UNHEALTHY})
 
 
 @attrs.define(eq=False)
@@ -40,6 +41,7 @@ class Runner:
     last_status: ExitStatus | None = None
     restarts: int = 0
     log_watch: LogWatch | None = None
+    health: Health | None = None
     #: Why trinit is ending the current run (or the runner), if it is.
     _end: EndReason | None = None
     _consecutive: int = 0
@@ -80,7 +82,7 @@ class Runner:
     def up(self) -> bool:
         """Counts toward ``ready_file``: ready; a oneshot completed, or failed under ``"ignore"``."""
         if not self.spec.oneshot:
-            return self.ready
+            return self.ready and self.health is not Health.UNHEALTHY
         return self.completed or (self.failed and self.spec.on_failure == "ignore")
 
     @property
@@ -248,7 +250,8 @@ class Runner:
                 self._move(State.BACKOFF)
                 continue
             ok = not failed_without_exit and status is not None and self._success(status)
-            decision = decide(spec, ok, self._consecutive, run_time)
+            unhealthy = health_action(spec) if end is EndReason.UNHEALTHY else None
+            decision = decide(spec, ok, self._consecutive, run_time, unhealthy=unhealthy)
             self._consecutive = decision.consecutive
             if decision.kind is Kind.DONE:
                 self._finish(State.COMPLETED if spec.oneshot else State.EXITED)
@@ -342,13 +345,14 @@ class Runner:
                 nursery.start_soon(self._probe, handle)
             elif self.state is State.RUNNING:
                 self._move(State.READY)
+                nursery.start_soon(self.host.watch, self, handle)
             if self.spec.timeout is not None:
                 nursery.start_soon(self._watch_timeout, handle, self.spec.timeout)
             status = await handle.waiter.wait()
             nursery.cancel_scope.cancel()
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
-        caused_by_us = self._end in STOPS or self._end is EndReason.RESTART
+        caused_by_us = self._end in STOPS or self._end in (EndReason.RESTART, EndReason.UNHEALTHY)
         log_exit(self.host.log, handle, status, run_time, quiet=caused_by_us or self._success(status))
         return status, run_time
 
@@ -360,10 +364,17 @@ class Runner:
             self.host.log.info("ready", "is ready", process=self.name, pid=handle.pid)
             if self.state is State.RUNNING:
                 self._move(State.READY)
+                await self.host.watch(self, handle)
             return
         assert self.spec.ready is not None
         why = f"did not become ready within {self.spec.ready.timeout:g} s"
         await self._cut_short(handle, EndReason.NOT_READY, why)
+
+    async def end_unhealthy(self, handle: ProcessHandle) -> None:
+        """Its health action restarts or fails it (SPEC §9): end the run; ``_attempts`` does the rest."""
+        if self._end is None:
+            self._end = EndReason.UNHEALTHY
+        await self._terminate(handle)
 
     async def _watch_timeout(self, handle: ProcessHandle, timeout: float) -> None:
         await trio.sleep(timeout)

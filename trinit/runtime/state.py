@@ -59,6 +59,16 @@ class EndReason(enum.Enum):
     TIMED_OUT = "timed_out"
     #: Skipped: a process it waits for can never meet its condition.
     DEPENDENCY = "dependency"
+    #: Its health checks or watchdog failed, and the health action restarts or fails it (SPEC §9).
+    UNHEALTHY = "unhealthy"
+
+
+class Health(enum.Enum):
+    """What the health checks or the watchdog of a ready process last found (SPEC §9);
+    a runner's ``health`` is None before the first verdict of a run, and between runs."""
+
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
 
 
 #: trinit ends the process for good (no restart, no retry).

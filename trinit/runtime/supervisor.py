@@ -21,6 +21,8 @@ from . import steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
+from .health import HealthWatch
+from .notify import NotifyHub
 from .process import ProcessStatus
 from .readiness import LogWatch, wait_ready
 from .ready_file import ReadyFile
@@ -32,6 +34,7 @@ from .spawner import Spawner
 from .state import State
 
 if TYPE_CHECKING:
+    from ..config.model import ProcessSpec
     from ..config.plan import Plan
     from ..io.log import Logger
     from ..io.writer import FdWriter
@@ -93,6 +96,8 @@ class Runtime:
             stdout=stdout,
             stderr=stderr,
         )
+        self.notify_hub = self.spawner.hub = NotifyHub(os_layer, log)
+        self.health = HealthWatch(log, self.notify)
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
         self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
@@ -203,10 +208,21 @@ class Runtime:
         spec = runner.spec
         assert spec.ready is not None
 
+        if spec.ready.kind in ("notify", "fd"):  # the process says so itself (SPEC §9)
+            return await self.notify_hub.wait_ready(spec, spec.ready.timeout)
+        return await wait_ready(spec.ready, run_exec=self._run_exec(spec), log_watch=runner.log_watch)
+
+    async def watch(self, runner: Runner, handle: ProcessHandle) -> None:
+        spec = runner.spec
+        if spec.health is not None or spec.watchdog is not None:
+            notifier = self.notify_hub.notifiers.get(spec.name)
+            await self.health.watch(runner, handle, notifier, self._run_exec(spec))
+
+    def _run_exec(self, spec: ProcessSpec) -> Callable[[tuple[str, ...], float], Awaitable[bool]]:
         async def run_exec(argv: tuple[str, ...], timeout: float) -> bool:
             return await self.spawner.run_probe(spec, argv, timeout, self.force)
 
-        return await wait_ready(spec.ready, run_exec=run_exec, log_watch=runner.log_watch)
+        return run_exec
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -242,7 +258,7 @@ class Runtime:
         """Run everything until the shutdown has finished; returns trinit's exit code."""
         try:
             async with trio.open_nursery() as outer:
-                self.spawner.nursery = outer
+                self.spawner.nursery = self.notify_hub.nursery = outer
                 self._start(outer)
                 try:
                     async with trio.open_nursery() as procs:
