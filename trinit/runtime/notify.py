@@ -12,6 +12,7 @@ end as fd N; trinit waits for the read end to turn readable, and a newline means
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 import attrs
@@ -218,23 +219,27 @@ class NotifyHub:
         fd = self._fds.pop(spec.name, None)
         if fd is None:
             return False
-        return await _newline(fd, timeout)
+        try:
+            return await _newline(fd, timeout)
+        finally:
+            self.os.close(fd)  # as s6 does: the process's later writes get EPIPE
 
 
 async def _newline(fd: int, timeout: float) -> bool:
-    """Until a newline comes on ``fd`` (True), or ``timeout``; the fd is closed either way.
+    """Until a newline comes on ``fd`` (True), or ``timeout``.
 
     A process that closes its end without one never becomes ready: the wait goes on to the timeout.
     """
-    stream = trio.lowlevel.FdStream(fd)
-    try:
-        with trio.move_on_after(timeout):
-            while True:
-                chunk = await stream.receive_some(512)
-                if b"\n" in chunk:
-                    return True
-                if not chunk:
-                    await trio.sleep_forever()
-        return False
-    finally:
-        await stream.aclose()
+    os.set_blocking(fd, False)
+    with trio.move_on_after(timeout):
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                chunk = os.read(fd, 512)
+            except BlockingIOError:
+                continue
+            if b"\n" in chunk:
+                return True
+            if not chunk:
+                await trio.sleep_forever()
+    return False
