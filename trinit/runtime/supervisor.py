@@ -97,7 +97,7 @@ class Runtime:
             stderr=stderr,
         )
         self.notify_hub = self.spawner.hub = NotifyHub(os_layer, log)
-        self.health = HealthWatch(log, self.notify)
+        self.health = HealthWatch(log, self.health_changed)
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
         self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
@@ -180,6 +180,11 @@ class Runtime:
             self._down.add(name)
         if runner.gone_for_good:  # the main process exited, or a service with no restart to come
             self.ready_file.retire()
+        self.ready_file.update(self.all_up)
+
+    def health_changed(self, runner: Runner) -> None:
+        """Its health verdict changed (SPEC §9): ``ready_file`` follows; its state did not change."""
+        (self._down.discard if runner.up else self._down.add)(runner.name)
         self.ready_file.update(self.all_up)
 
     def process_failed(self, runner: Runner, code: int) -> None:
