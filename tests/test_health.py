@@ -10,6 +10,7 @@ would attach; the real socket is tested in tests/pid1/test_health_real.py.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,17 @@ async def test_main_fails_by_default_and_trinit_exits_1(autojump_clock: MockCloc
     log = FakeLog()
     assert await run_supervisor(config, fake, log=log) == 1
     assert log.find("unhealthy", "app")[0].time == 6  # 2, 4, 6: three failures (the default)
+
+
+async def test_no_checks_and_no_second_stop_while_it_stops(autojump_clock: MockClock) -> None:
+    health = {"exec": ["check"], "interval": 1, "failures": 1}
+    config = Config([ProcessSpec("svc", ["svc"], health=health, stop_timeout=10)])
+    fake = FakeOS({"svc": term_after(3), "check": OK})
+    log = FakeLog()
+    await run_supervisor(config, fake, log=log, at=stop_at(2.5))
+    assert check_times(fake) == [1, 2]  # none while it drains from 2.5 to 5.5
+    assert [s.signal for s in fake.signals_to("svc")] == [signal.SIGTERM]
+    assert not log.find("unhealthy")
 
 
 def test_decide_with_a_health_action() -> None:

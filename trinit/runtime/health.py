@@ -22,7 +22,7 @@ import trio
 
 from ..config.health import health_action
 from .readiness import MIN_INTERVAL, attempt_for, describe
-from .state import Health
+from .state import Health, State
 
 if TYPE_CHECKING:
     from ..config.health import HealthSpec
@@ -73,6 +73,8 @@ class HealthWatch:
         next_at = trio.current_time() + interval
         while True:
             await trio.sleep_until(next_at)
+            if runner.state is not State.READY:  # being stopped: no more checks (nothing starts now)
+                await trio.sleep_forever()
             started = trio.current_time()
             next_at = started + interval
             if await attempt():
@@ -102,6 +104,8 @@ class HealthWatch:
 
     async def _unhealthy(self, runner: Runner, handle: ProcessHandle, reason: str) -> None:
         """Log it and apply the action; returns only under ``unready`` (the rest end the run)."""
+        if runner.state is not State.READY:  # stopping already (a stop, the shutdown): no second stop
+            await trio.sleep_forever()
         action = health_action(runner.spec)
         self.log.warning(
             "unhealthy",
