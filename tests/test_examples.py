@@ -28,15 +28,15 @@ CONFIG = EXAMPLE / "trinit.toml"
 DOCKERFILE = ROOT / "Dockerfile.example"
 POD = ROOT / "examples" / "kubernetes" / "pod.yaml"
 
-# The keys of SPEC §4.
+# The keys of SPEC §4 (and §9's health and watchdog).
 TRINIT_KEYS = {"shutdown_timeout", "log_format", "ready_file"}
 PROCESS_KEYS = {
     "command", "shell", "main", "oneshot", "after", "ready", "restart", "restart_delay", "restart_delay_max",
     "restart_reset_after", "max_restarts", "on_failure", "success_codes", "timeout", "retries", "phase",
     "stop_signal", "stop_timeout", "signal_group", "forward_signals", "cwd", "env", "env_file", "inherit_env",
-    "user", "group", "output", "schedule", "every", "jitter", "overlap", "run_on_start",
+    "user", "group", "output", "schedule", "every", "jitter", "overlap", "run_on_start", "health", "watchdog",
 }  # fmt: skip
-READY_KINDS = {"exec", "tcp", "http", "file", "log"}
+READY_KINDS = {"exec", "tcp", "http", "file", "log", "notify", "fd"}
 READY_KEYS = READY_KINDS | {"interval", "attempt_timeout", "timeout"}
 
 
@@ -116,6 +116,9 @@ def test_config_ports_match_probes(config: dict[str, Any]) -> None:
     cache_port = procs["cache"]["env"]["CACHE_PORT"]
     assert procs["app"]["ready"]["http"] == f"http://127.0.0.1:{app_port}/healthz"
     assert procs["cache"]["ready"]["tcp"] == f"127.0.0.1:{cache_port}"
+    assert procs["app"]["health"]["http"] == procs["app"]["ready"]["http"]
+    assert procs["cache"]["health"]["tcp"] == procs["cache"]["ready"]["tcp"]
+    assert procs["app"]["health"]["action"] != "restart"  # an error on main
     assert procs["app"]["env"]["CACHE_PORT"] == cache_port
     assert procs["flush"]["env"]["CACHE_PORT"] == cache_port
 

@@ -128,7 +128,7 @@ def test_other_kinds() -> None:
         ("exec", 5, "ready.exec: must be an argv array"),
         ("tcp", ("a", "b"), "ready.tcp: must be a string"),
         ("file", "", "ready.file: must not be empty"),
-        ("ping", "x", "ready: the probe kind must be exec, tcp, http, file or log"),
+        ("ping", "x", "ready: the probe kind must be exec, tcp, http, file, log, notify or fd"),
     ],
 )
 def test_a_directly_built_ready_spec_validates(kind: str, target: object, error: str) -> None:

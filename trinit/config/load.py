@@ -288,9 +288,10 @@ def prepare_process(
         out["env"] = {k: expanded(f"env.{k}", v) if isinstance(v, str) else v for k, v in out["env"].items()}
     if isinstance(out.get("env_file"), str) and out["env_file"]:
         out["env_file"] = _absolute(out["env_file"], base_dir)
-    ready = out.get("ready")
-    if isinstance(ready, Mapping) and isinstance(ready.get("file"), str) and ready["file"]:
-        out["ready"] = dict(ready, file=_absolute(ready["file"], base_dir))
+    for key in ("ready", "health"):  # a file probe's relative path
+        probe = out.get(key)
+        if isinstance(probe, Mapping) and isinstance(probe.get("file"), str) and probe["file"]:
+            out[key] = dict(probe, file=_absolute(probe["file"], base_dir))
     return out
 
 

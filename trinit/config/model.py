@@ -24,6 +24,7 @@ from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
 from .hardening import Hardening, Limit
+from .health import HealthSpec
 from .probes import ReadySpec
 from .schedule import Cron, Overlap
 from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
@@ -103,6 +104,9 @@ class ProcessSpec:
     stop_delay: float = 0.0
     post_stop: tuple[str, ...] | None = None
     hook_timeout: float = defaults.HOOK_TIMEOUT
+    #: Health checks and the watchdog (SPEC §9); see ``config/health``.
+    health: HealthSpec | None = None
+    watchdog: float | None = None
     #: The ``after`` names given without a condition (array form).  Their condition is
     #: the default ("completed" on a oneshot, else "ready"), which ``Config`` fills in
     #: once every process is known; kept so that re-validation (``attrs.evolve``) and
@@ -158,6 +162,8 @@ class ProcessSpec:
         stop_delay: float | str | None = None,
         post_stop: str | Sequence[str] | None = None,
         hook_timeout: float | str | None = None,
+        health: Mapping[str, Any] | HealthSpec | None = None,
+        watchdog: float | str | None = None,
         _after_implicit: Iterable[str] = (),
         _after_restart: Iterable[str] = (),
     ) -> None:
@@ -176,6 +182,7 @@ class ProcessSpec:
             "capabilities": capabilities, "oom_score_adj": oom_score_adj, "nice": nice,
             "pre_start": pre_start, "pre_stop": pre_stop,
             "stop_delay": stop_delay, "post_stop": post_stop, "hook_timeout": hook_timeout,
+            "health": health, "watchdog": watchdog,
         }  # fmt: skip
         draft = check_process(
             name,

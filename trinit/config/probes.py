@@ -70,7 +70,19 @@ class LogProbe:
     pattern: re.Pattern[str]
 
 
-Probe: TypeAlias = ExecProbe | TcpProbe | HttpProbe | FileProbe | LogProbe
+@attrs.frozen
+class NotifyProbe:
+    """Ready when the process sends ``READY=1`` on its ``NOTIFY_SOCKET`` (sd_notify, SPEC §9)."""
+
+
+@attrs.frozen
+class FdProbe:
+    """Ready when the process writes a newline to its fd ``fd`` (s6's convention, SPEC §9)."""
+
+    fd: int
+
+
+Probe: TypeAlias = ExecProbe | TcpProbe | HttpProbe | FileProbe | LogProbe | NotifyProbe | FdProbe
 
 _TCP_HINT = 'must be "host:port" like "127.0.0.1:8080"'
 _HTTP_HINT = 'must be an http:// or https:// URL like "http://127.0.0.1:8080/health"'
@@ -192,14 +204,53 @@ def exec_probe(value: object) -> ExecProbe:
     return ExecProbe(argv(value))
 
 
+def notify_probe(value: object) -> NotifyProbe:
+    if value is not True:
+        raise Bad(f"must be true, to wait for READY=1 on $NOTIFY_SOCKET (got {show(value)}); "
+                  "remove ready to count the process ready as soon as it runs")
+    return NotifyProbe()
+
+
+#: The highest ``ready.fd``: far above what programs use, well below any open-files limit.
+MAX_READY_FD = 1023
+
+
+def fd_probe(value: object) -> FdProbe:
+    if isinstance(value, bool) or not isinstance(value, int) or not 3 <= value <= MAX_READY_FD:
+        raise Bad(
+            f"must be a file descriptor number from 3 to {MAX_READY_FD} (0, 1 and 2 are stdin, "
+            f"stdout and stderr) (got {show(value)})"
+        )
+    return FdProbe(value)
+
+
 PROBES: dict[str, Any] = {
     "exec": exec_probe,
     "tcp": tcp_probe,
     "http": http_probe,
     "file": file_probe,
     "log": log_probe,
+    "notify": notify_probe,
+    "fd": fd_probe,
 }
 PROBE_TIMING = ("interval", "attempt_timeout", "timeout")
+#: Readiness the process announces itself: trinit only waits, so only ``timeout`` applies.
+ANNOUNCED = ("notify", "fd")
+
+
+_KINDS = "exec, tcp, http, file, log, notify or fd"
+
+
+def _target(probe: Probe, given: object) -> tuple[str, ...] | str:
+    """What ``ReadySpec.target`` keeps: the user's text (argv as a tuple)."""
+    if isinstance(probe, ExecProbe):
+        return probe.argv
+    if isinstance(probe, NotifyProbe):
+        return "READY=1"
+    if isinstance(probe, FdProbe):
+        return str(probe.fd)
+    assert isinstance(given, str)
+    return given
 
 
 def ready_values(kind: object, target: object, timing: dict[str, Any], problems: Problems) -> dict[str, Any]:
@@ -217,13 +268,15 @@ def ready_values(kind: object, target: object, timing: dict[str, Any], problems:
     if kind is None:
         pass  # the table named no probe, or several: already reported
     elif not isinstance(kind, str) or kind not in PROBES:
-        problems.add("ready", f"the probe kind must be exec, tcp, http, file or log (got {show(kind)})")
+        problems.add("ready", f"the probe kind must be {_KINDS} (got {show(kind)})")
     else:
         probe = problems.parse(f"ready.{kind}", target, PROBES[kind])
         if probe is not INVALID:
-            values.update(kind=kind, probe=probe, target=probe.argv if kind == "exec" else target)
+            values.update(kind=kind, probe=probe, target=_target(probe, target))
     for key, raw in timing.items():
         values[key] = problems.parse(f"ready.{key}", raw, positive_duration)
+        if kind in ANNOUNCED and key != "timeout":
+            problems.add(f"ready.{key}", f"not used with {kind}: trinit waits for the process to say it is ready")
     return values
 
 
@@ -236,7 +289,8 @@ class ReadySpec:
     """
 
     kind: ProbeKind
-    #: As given: exec: the argv; tcp: "host:port"; http: the URL; file: a path; log: a regex.
+    #: As given: exec: the argv; tcp: "host:port"; http: the URL; file: a path; log: a regex;
+    #: notify: "READY=1"; fd: the number as text.
     target: tuple[str, ...] | str
     probe: Probe = attrs.field(repr=False)
     interval: float = defaults.READY_INTERVAL

@@ -15,6 +15,7 @@ from datetime import UTC, tzinfo
 
 from ..boot.parse import signal_name
 from .hardening import summary
+from .health import health_action
 from .model import ProcessSpec
 from .plan import Plan
 from .schedule import ZoneError, next_on_grid, show_time, zone_from_environ
@@ -42,6 +43,15 @@ def _details(spec: ProcessSpec) -> list[str]:
     if spec.ready is not None:
         target = spec.ready.target if isinstance(spec.ready.target, str) else shlex.join(spec.ready.target)
         out.append(f"ready: {spec.ready.kind} {target} (timeout {_secs(spec.ready.timeout)})")
+    health = spec.health
+    if health is not None and health.kind is not None:
+        target = health.target if isinstance(health.target, str) else shlex.join(health.target or ())
+        out.append(
+            f"health: {health.kind} {target} every {_secs(health.interval)}, "
+            f"{health.failures} failures: {health_action(spec)}"
+        )
+    if spec.watchdog is not None:
+        out.append(f"watchdog {_secs(spec.watchdog)}: {health_action(spec)}")
     if spec.oneshot and spec.retries:
         out.append(f"retries {spec.retries}")
     if spec.timeout is not None:

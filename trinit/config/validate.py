@@ -19,6 +19,8 @@ import attrs
 from . import defaults
 from .hardening import DEFAULTS as HARDENING_DEFAULTS
 from .hardening import check_privileges, parse_hardening
+from .health import DEFAULTS as HEALTH_DEFAULTS
+from .health import health_rules
 from .hooks import DEFAULTS as HOOK_DEFAULTS
 from .hooks import hook_rules
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
@@ -63,7 +65,7 @@ def ready_probe(value: object, problems: Problems) -> ReadySpec | None:
             problems.add("ready", f'unknown key "{key}"{hint}')
     kinds = [k for k in PROBES if k in value]
     if not kinds:
-        problems.add("ready", "needs one probe: exec, tcp, http, file or log")
+        problems.add("ready", "needs one probe: exec, tcp, http, file, log, notify or fd")
     elif len(kinds) > 1:
         problems.add("ready", f"has {' and '.join(kinds)}: give exactly one probe")
     timing = {key: value[key] for key in PROBE_TIMING if key in value}
@@ -157,6 +159,7 @@ DEFAULTS: dict[str, Any] = {
     **SCHEDULE_DEFAULTS,
     **HARDENING_DEFAULTS,
     **HOOK_DEFAULTS,
+    **HEALTH_DEFAULTS,
     "_after_implicit": frozenset(),
     "_after_restart": frozenset(),
 }
@@ -280,6 +283,7 @@ def check_process(
         )
     _kind_rules(given, values, problems)
     schedule_rules(given, values, problems)
+    health_rules(given, values, problems)
     _identity(values, problems)
     check_privileges(values, problems)
     return Draft(name, values, problems.errors)

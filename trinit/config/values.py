@@ -25,7 +25,7 @@ OnFailure = Literal["shutdown", "ignore"]
 Phase = Literal["run", "stop"]
 OutputMode = Literal["inherit", "prefix", "null"]
 LogFormat = Literal["text", "json"]
-ProbeKind = Literal["exec", "tcp", "http", "file", "log"]
+ProbeKind = Literal["exec", "tcp", "http", "file", "log", "notify", "fd"]
 
 
 #: What ``reload_signal`` may be: a forwarded signal that trinit reads in a handler.

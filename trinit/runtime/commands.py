@@ -15,6 +15,7 @@ from ..boot.parse import parse_signal, signal_name
 from ..config.defaults import VERSION
 from ..io.log import rfc3339_utc
 from . import steer
+from .state import Health
 from .steer import Refused
 
 if TYPE_CHECKING:
@@ -82,8 +83,8 @@ def process_object(rt: Runtime, runner: Runner) -> dict[str, Any]:
         "restarts": runner.restarts,
         "since": rfc3339_utc(runner.since),
         "last_exit": last_exit(runner.last_status),
-        "health": None,
-        "status_text": None,
+        "health": runner.health.value if runner.health is not None else None,
+        "status_text": rt.notify_hub.status_text(runner.name),
         "next_run": job.next_run_text() if job is not None else None,
     }
 
@@ -146,8 +147,9 @@ async def _probe(rt: Runtime, request: Mapping[str, Any]) -> Reply:
         reason = None if ready else ("shutting down" if rt.shutting_down else "not every process is up")
         return {"ok": True, "ready": ready, "reason": reason}
     if what == "live":
-        failed = [r.name for r in rt.run_phase if r.failed and r.spec.on_failure == "shutdown"]
-        reason = "shutting down" if rt.shutting_down else (f"{failed[0]} failed" if failed else None)
+        failed = [f"{r.name} failed" for r in rt.run_phase if r.failed and r.spec.on_failure == "shutdown"]
+        sick = [f"{r.name} is unhealthy" for r in rt.run_phase if r.health is Health.UNHEALTHY]
+        reason = "shutting down" if rt.shutting_down else next(iter(failed + sick), None)
         return {"ok": True, "live": reason is None, "reason": reason}
     raise bad('"what" must be "ready" or "live"')
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .state import STOPS, EndReason, State
+from .state import STOPS, EndReason, Health, State
 
 if TYPE_CHECKING:
     from ..config.model import Condition, ProcessSpec
@@ -35,6 +35,7 @@ class RunnerFacts:
     last_status: ExitStatus | None = None
     restarts: int = 0
     log_watch: LogWatch | None = None
+    health: Health | None = None
     #: Why trinit is ending the current run (or the runner), if it is.
     _end: EndReason | None = None
     _consecutive: int = 0
@@ -75,7 +76,7 @@ class RunnerFacts:
     def up(self) -> bool:
         """Counts toward ``ready_file``: ready; a oneshot completed, or failed under ``"ignore"``."""
         if not self.spec.oneshot:
-            return self.ready
+            return self.ready and self.health is not Health.UNHEALTHY
         return self.completed or (self.failed and self.spec.on_failure == "ignore")
 
     @property

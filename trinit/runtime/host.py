@@ -41,3 +41,7 @@ class RunnerHost(Protocol):
     def before_restart(self, runner: Runner) -> Awaitable[None]:
         """``runner`` is about to restart: stop what restarts with it first (SPEC §10)."""
         ...
+
+    def watch(self, runner: Runner, handle: ProcessHandle) -> Awaitable[None]:
+        """Health checks and the watchdog of a ready run, until it ends (SPEC §9)."""
+        ...

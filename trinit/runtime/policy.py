@@ -39,12 +39,18 @@ def backoff(spec: ProcessSpec, consecutive: int) -> float:
     return min(spec.restart_delay * math.pow(2, min(consecutive, 64)), spec.restart_delay_max)
 
 
-def decide(spec: ProcessSpec, ok: bool, consecutive: int, run_time: float) -> Decision:
+def decide(
+    spec: ProcessSpec, ok: bool, consecutive: int, run_time: float, *, unhealthy: str | None = None
+) -> Decision:
     """The next step after a run that ended by itself (``ok``: it succeeded).
 
     ``consecutive`` counts the restarts (retries) in a row before this run; a service
-    that ran ``restart_reset_after`` seconds starts counting afresh.
+    that ran ``restart_reset_after`` seconds starts counting afresh. ``unhealthy``: the
+    run was ended by its health action (SPEC §9), "restart" whatever ``restart`` says
+    (``max_restarts`` still counts), or "fail".
     """
+    if unhealthy == "fail":
+        return Decision(Kind.FAIL, consecutive=consecutive)
     if spec.oneshot:
         if ok:
             return Decision(Kind.DONE, consecutive=consecutive)
@@ -53,7 +59,7 @@ def decide(spec: ProcessSpec, ok: bool, consecutive: int, run_time: float) -> De
         return Decision(Kind.FAIL, consecutive=consecutive)
     if run_time >= spec.restart_reset_after:
         consecutive = 0
-    wants = spec.restart == "always" or (spec.restart == "on-failure" and not ok)
+    wants = unhealthy == "restart" or spec.restart == "always" or (spec.restart == "on-failure" and not ok)
     if not wants:
         return Decision(Kind.DONE if ok else Kind.FAIL, consecutive=consecutive)
     limit = spec.max_restarts

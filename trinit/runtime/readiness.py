@@ -19,11 +19,11 @@ import re
 import shlex
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from ..config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, ReadySpec, TcpProbe
+from ..config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, Probe, ReadySpec, TcpProbe
 
 if TYPE_CHECKING:
     from ..config.model import ProcessSpec
@@ -32,6 +32,7 @@ __all__ = [
     "MIN_INTERVAL",
     "LogWatch",
     "RunExec",
+    "attempt_for",
     "describe",
     "http_request",
     "log_watch_for",
@@ -99,7 +100,23 @@ def http_request(probe: HttpProbe) -> bytes:
     ).encode("ascii")
 
 
-def describe(spec: ReadySpec) -> str:
+class Probed(Protocol):
+    """A readiness probe or a health check: what one attempt needs."""
+
+    @property
+    def kind(self) -> str | None: ...
+
+    @property
+    def target(self) -> tuple[str, ...] | str | None: ...
+
+    @property
+    def probe(self) -> Probe | None: ...
+
+    @property
+    def attempt_timeout(self) -> float: ...
+
+
+def describe(spec: Probed) -> str:
     """One short human phrase for log lines, e.g. ``"tcp 127.0.0.1:8080"``."""
     if isinstance(spec.target, tuple):
         return f"{spec.kind} {shlex.join(spec.target)}"
@@ -132,7 +149,7 @@ async def wait_ready(
             return True
         return False
 
-    attempt = _attempt_for(spec, run_exec)
+    attempt = attempt_for(spec, run_exec)
     interval = max(spec.interval, MIN_INTERVAL)
     with trio.move_on_after(overall):
         while True:
@@ -143,8 +160,8 @@ async def wait_ready(
     return False
 
 
-def _attempt_for(spec: ReadySpec, run_exec: RunExec | None) -> Callable[[], Awaitable[bool]]:
-    """Build the single-attempt coroutine function for one spec."""
+def attempt_for(spec: Probed, run_exec: RunExec | None) -> Callable[[], Awaitable[bool]]:
+    """Build the single-attempt coroutine function for one probe (exec, tcp, http or file)."""
     probe = spec.probe
     attempt_timeout = spec.attempt_timeout
     if isinstance(probe, ExecProbe):

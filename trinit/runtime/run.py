@@ -17,8 +17,9 @@ from ..config.plan import make_plan
 from ..io.log import Logger
 from ..system.real import RealOS
 from .bootstrap import prepare
+from .exit_code import INTERNAL_ERROR
 from .shutdown import describe_error
-from .supervisor import INTERNAL_ERROR, Runtime, RuntimeOptions
+from .supervisor import Runtime, RuntimeOptions
 
 if TYPE_CHECKING:
     from ..boot.argv import Options

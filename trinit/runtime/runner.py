@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from ..config.health import health_action
 from ..system.status import ExitStatus
 from .facts import RunnerFacts
 from .policy import Kind, decide
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ..config.model import Condition
 
 #: A run that trinit ended for one of these failed, whatever its exit status.
-_FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT})
+_FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT, EndReason.UNHEALTHY})
 
 
 @attrs.define(eq=False)
@@ -174,7 +175,8 @@ class Runner(RunnerFacts):
                 self._move(State.BACKOFF)
                 continue
             ok = not failed_without_exit and status is not None and self._success(status)
-            decision = decide(spec, ok, self._consecutive, run_time)
+            unhealthy = health_action(spec) if end is EndReason.UNHEALTHY else None
+            decision = decide(spec, ok, self._consecutive, run_time, unhealthy=unhealthy)
             self._consecutive = decision.consecutive
             if decision.kind is Kind.DONE:
                 self._finish(State.COMPLETED if spec.oneshot else State.EXITED)
@@ -269,13 +271,14 @@ class Runner(RunnerFacts):
                 nursery.start_soon(self._probe, handle)
             elif self.state is State.RUNNING:
                 self._move(State.READY)
+                nursery.start_soon(self.host.watch, self, handle)
             if self.spec.timeout is not None:
                 nursery.start_soon(self._watch_timeout, handle, self.spec.timeout)
             status = await handle.waiter.wait()
             nursery.cancel_scope.cancel()
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
-        caused_by_us = self._end in STOPS or self._end is EndReason.RESTART
+        caused_by_us = self._end in STOPS or self._end in (EndReason.RESTART, EndReason.UNHEALTHY)
         log_exit(self.host.log, handle, status, run_time, quiet=caused_by_us or self._success(status))
         if self.spec.post_stop is not None:  # part of its stop: it counts as stopped after it
             self._move(State.STOPPING)
@@ -301,10 +304,17 @@ class Runner(RunnerFacts):
             self.host.log.info("ready", "is ready", process=self.name, pid=handle.pid)
             if self.state is State.RUNNING:
                 self._move(State.READY)
+                await self.host.watch(self, handle)
             return
         assert self.spec.ready is not None
         why = f"did not become ready within {self.spec.ready.timeout:g} s"
         await self._cut_short(handle, EndReason.NOT_READY, why)
+
+    async def end_unhealthy(self, handle: ProcessHandle) -> None:
+        """Its health action restarts or fails it (SPEC §9): end the run; ``_attempts`` does the rest."""
+        if self._end is None:
+            self._end = EndReason.UNHEALTHY
+        await self._terminate(handle)
 
     async def _watch_timeout(self, handle: ProcessHandle, timeout: float) -> None:
         await trio.sleep(timeout)

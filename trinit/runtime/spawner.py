@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..system.environ import Credentials
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
+    from .notify import NotifyHub
     from .runner import Runner
 
 Stream = Literal["stdout", "stderr"]
@@ -75,6 +76,8 @@ class Spawner:
     watcher: ExitWatcher | None = None
     #: Where the output pumps run (the run's outer nursery, so they outlive the processes).
     nursery: trio.Nursery | None = None
+    #: What a start of a notify, fd or watchdog process needs (SPEC §9).
+    hub: NotifyHub | None = None
     _creds: dict[str, Credentials | None] = attrs.field(init=False)
     _pumps: int = 0
     _pumps_done: trio.Event = attrs.field(factory=trio.Event)
@@ -125,6 +128,13 @@ class Spawner:
         write_fds: list[int] = []
         plain = self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
         try:
+            extra = self.hub.prepare(spec) if self.hub is not None else None
+        except OSError as exc:
+            raise StartFailure(f"its notification socket or ready fd could not be made: {exc}") from exc
+        if extra is not None and extra.env:
+            env, plain = {**env, **extra.env}, False
+        pid: int | None = None
+        try:
             stdout, stderr = self._stdio(spec, read_fds, write_fds)
             pid = self.os.spawn(
                 spec.command,
@@ -136,6 +146,8 @@ class Spawner:
                 stderr=stderr,
                 inherit_environ=plain and creds is None,
                 hardening=spec.hardening,
+                move_fd=extra.move_fd if extra is not None else None,
+                pid_env=extra.pid_env if extra is not None else None,
             )
         except TrinitError as exc:  # a hardening helper is missing, say
             self._close_reads(read_fds)
@@ -146,6 +158,8 @@ class Spawner:
         finally:
             for fd in write_fds:
                 self.os.close(fd)
+            if extra is not None and self.hub is not None:
+                self.hub.spawned(spec, extra, pid)
         handle = self.handle(spec, pid)
         on_line = runner.log_watch.feed if runner.log_watch is not None else None
         for fd, stream in read_fds:

@@ -62,6 +62,16 @@ class EndReason(enum.Enum):
     #: Stopped because a process it follows (``restart = true``, SPEC §10) restarts: it is
     #: started again once that one has (:mod:`.cascade`), never a failure.
     FOLLOW = "follow"
+    #: Its health checks or watchdog failed, and the health action restarts or fails it (SPEC §9).
+    UNHEALTHY = "unhealthy"
+
+
+class Health(enum.Enum):
+    """What the health checks or the watchdog of a ready process last found (SPEC §9);
+    a runner's ``health`` is None before the first verdict of a run, and between runs."""
+
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
 
 
 #: trinit ends the run for good (no restart, no retry of its own).

@@ -21,7 +21,10 @@ from . import cascade, steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
+from .exit_code import exit_code
+from .health import HealthWatch
 from .hooks import Hooks
+from .notify import NotifyHub
 from .process import ProcessStatus
 from .readiness import log_watch_for, wait_ready
 from .ready_file import ReadyFile
@@ -43,8 +46,6 @@ if TYPE_CHECKING:
     from ..system.wallclock import WallClock
     from .process import ProcessHandle
 
-#: trinit's own exit code when it hit an internal error (EX_SOFTWARE of sysexits.h).
-INTERNAL_ERROR = 70
 
 
 @attrs.frozen
@@ -98,6 +99,8 @@ class Runtime:
             stdout=stdout,
             stderr=stderr,
         )
+        self.notify_hub = self.spawner.hub = NotifyHub(os_layer, log)
+        self.health = HealthWatch(log, self.health_changed)
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
         self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
@@ -200,6 +203,11 @@ class Runtime:
         if not self._live and self._main is None and not self.shutting_down and not self.scheduler.jobs:
             self.request_shutdown("every process has finished")
 
+    def health_changed(self, runner: Runner) -> None:
+        """Its health verdict changed (SPEC §9): ``ready_file`` follows; its state did not change."""
+        (self._down.discard if runner.up else self._down.add)(runner.name)
+        self.ready_file.update(self.all_up)
+
     def process_failed(self, runner: Runner, code: int) -> None:
         if self.shutting_down:
             return
@@ -226,10 +234,21 @@ class Runtime:
         spec = runner.spec
         assert spec.ready is not None
 
+        if spec.ready.kind in ("notify", "fd"):  # the process says so itself (SPEC §9)
+            return await self.notify_hub.wait_ready(spec, spec.ready.timeout)
+        return await wait_ready(spec.ready, run_exec=self._run_exec(spec), log_watch=runner.log_watch)
+
+    async def watch(self, runner: Runner, handle: ProcessHandle) -> None:
+        spec = runner.spec
+        if spec.health is not None or spec.watchdog is not None:
+            notifier = self.notify_hub.notifiers.get(spec.name)
+            await self.health.watch(runner, handle, notifier, self._run_exec(spec))
+
+    def _run_exec(self, spec: ProcessSpec) -> Callable[[tuple[str, ...], float], Awaitable[bool]]:
         async def run_exec(argv: tuple[str, ...], timeout: float) -> bool:
             return await self.spawner.run_probe(spec, argv, timeout, self.force)
 
-        return await wait_ready(spec.ready, run_exec=run_exec, log_watch=runner.log_watch)
+        return run_exec
 
     async def before_restart(self, runner: Runner) -> None:
         await cascade.before_restart(self, runner)
@@ -268,7 +287,7 @@ class Runtime:
         """Run everything until the shutdown has finished; returns trinit's exit code."""
         try:
             async with trio.open_nursery() as outer:
-                self.spawner.nursery = outer
+                self.spawner.nursery = self.notify_hub.nursery = outer
                 self._start(outer)
                 try:
                     async with trio.open_nursery() as procs:
@@ -322,22 +341,8 @@ class Runtime:
         self.boot.install_signals(self.on_signal, tuple(self._forwarders.values()), consumed=consumed)
 
     def _final_code(self) -> int:
-        if self.internal_error is not None and not only_cancelled(self.internal_error):
-            return INTERNAL_ERROR
-        code: int
-        if self._fixed_code is not None:
-            code = self._fixed_code
-        elif self._main is not None:
-            # No status: the main process never started, and the shutdown (a signal, say) is no failure.
-            status = self._main.last_status
-            code = status.exit_code if status is not None else 0
-            if status is not None and status.code is not None and status.code in self._main.spec.success_codes:
-                code = 0
-        else:
-            code = 0
-        if code in self.options.success_exits:
-            code = 0
-        return code
+        crashed = self.internal_error is not None and not only_cancelled(self.internal_error)
+        return exit_code(crashed, self._fixed_code, self._main, self.options.success_exits)
 
     # -- what steering (ctl, the library handle) needs -------------------------------------------
 

@@ -64,8 +64,12 @@ class OSLayer(Protocol):
         stderr: int | None = None,
         inherit_environ: bool = False,
         hardening: Hardening | None = None,
+        move_fd: tuple[int, int] | None = None,
+        pid_env: str | None = None,
     ) -> int:
-        """Start a child; ``hardening`` is applied in it before its program runs (SPEC §12)."""
+        """Start a child; ``hardening`` is applied in it before its program runs (SPEC §12).
+        ``move_fd``: (trinit's fd, the number the child gets it as); ``pid_env``: a variable
+        the child finds set to its own pid (``WATCHDOG_PID``)."""
         ...
 
     def release(self, pid: int, status: int) -> None: ...
@@ -83,6 +87,10 @@ class OSLayer(Protocol):
         ...
 
     def descendants(self) -> list[int]: ...
+
+    def belongs_to(self, pid: int, root: int) -> bool:
+        """``pid`` is ``root``, its descendant, or in its process group (a notification's sender)."""
+        ...
 
     def describe(self, pid: int) -> str: ...
 

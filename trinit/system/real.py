@@ -15,6 +15,8 @@ import os
 import signal
 
 from ..boot.signals import INSPECTED
+from . import proc as tree
+from .exec_shim import shim_argv
 from .files import remove_if_ours, write_atomically
 from .spawn import resolve_program
 
@@ -108,9 +110,14 @@ class RealOS:
         stderr: int | None = None,
         inherit_environ: bool = False,
         hardening: Hardening | None = None,
+        move_fd: tuple[int, int] | None = None,
+        pid_env: str | None = None,
     ) -> int:
         """Start a child in its own process group, ``hardening`` applied (system/harden); its pid.
         Raises OSError if it cannot start (HardeningError: a helper program is missing).
+
+        ``move_fd`` (trinit's fd, the child's number) and ``pid_env`` (a variable set to the
+        child's pid) go through :mod:`.exec_shim`, the only way to do them in the child.
 
         subprocess's C helper does the vfork+exec (never a Python preexec_fn, so threads are
         safe). The child inherits the calling thread's mask, which the runtime keeps empty, and
@@ -125,9 +132,10 @@ class RealOS:
             import resource
 
             resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        shim = (move_fd, pid_env) if move_fd is not None or pid_env is not None else None
         try:
             env_or_ours, stdio = None if inherit_environ else env, (stdin, stdout, stderr)
-            return self._spawn_popen(path, argv, env_or_ours, cwd, creds, stdio, hardening)
+            return self._spawn_popen(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
         finally:
             if limits is not None:  # `resource` was imported above
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
@@ -141,6 +149,7 @@ class RealOS:
         creds: Credentials | None,
         stdio: tuple[int | None, int | None, int | None],
         hardening: Hardening | None,
+        shim: tuple[tuple[int, int] | None, str | None] | None,
     ) -> int:
         import subprocess
 
@@ -148,6 +157,11 @@ class RealOS:
         if hardening is not None:
             from .harden import wrap  # not at the top: the fast start never needs it
             path, argv, creds, kwargs["umask"] = wrap(path, argv, creds, hardening)
+        keep: tuple[int, ...] = ()
+        if shim is not None:  # first, as trinit's user: then the hardening chain, then the program
+            move_fd, pid_env = shim
+            argv = shim_argv(path, list(argv), move_fd, pid_env)
+            path, keep = argv[0], (move_fd[0],) if move_fd is not None else ()
         if creds is not None:
             kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
         # The child inherits this thread's mask: lift the block of the inspected signals
@@ -163,6 +177,7 @@ class RealOS:
                 stdout=stdio[1],
                 stderr=stdio[2],
                 close_fds=True,
+                pass_fds=keep,
                 restore_signals=True,
                 process_group=0,
                 **kwargs,
@@ -204,7 +219,7 @@ class RealOS:
         groups that already had their stop signal as a group) are left out, one pid at a time.
         Returns how many were signalled (-1 for the namespace-wide kill).
         """
-        pids = self._namespace_pids() if self.is_pid1 and spare_groups else None
+        pids = tree.namespace_pids(self.pid) if self.is_pid1 and spare_groups else None
         if self.is_pid1 and pids is None:
             try:
                 os.kill(-1, sig)
@@ -227,73 +242,13 @@ class RealOS:
                 pass
         return count
 
-    def _namespace_pids(self) -> list[int] | None:
-        """Every process of our PID namespace but us (``podman exec`` ones too), None without /proc."""
-        try:
-            return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != self.pid]
-        except OSError:
-            return None
-
     def descendants(self) -> list[int]:
-        """Our descendants (children, grandchildren, …), from /proc.
+        """Our descendants (children, grandchildren, …), from /proc; OSError without /proc."""
+        return tree.descendants(self.pid)
 
-        Raises OSError when /proc cannot be read (not mounted, say): then nothing can be
-        found, and the caller must say so rather than believe nothing is left.
-        """
-        try:
-            return self._descendants_from_children()
-        except OSError:  # no CONFIG_PROC_CHILDREN, or no /proc: the full scan tells which
-            pass
-        parents: dict[int, list[int]] = {}
-        try:
-            entries = os.listdir("/proc")
-        except OSError as exc:
-            raise OSError(exc.errno, f"/proc cannot be read: {exc.strerror}") from exc
-        if "self" not in entries:
-            raise OSError(errno.ENOENT, "/proc is not mounted")
-        for entry in entries:
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 1:
-                parents.setdefault(int(fields[1]), []).append(int(entry))
-        found: list[int] = []
-        todo = [self.pid]
-        while todo:
-            kids = parents.get(todo.pop(), [])
-            found += kids
-            todo += kids
-        return found
-
-    def _descendants_from_children(self) -> list[int]:
-        """Each process's ``children`` file from ours down: no full scan of /proc, so a process
-        that keeps re-forking is caught between two of its forks. OSError if there is none."""
-        found: list[int] = []
-        todo = [self.pid]
-        while todo:
-            pid = todo.pop()
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                if pid == self.pid:
-                    raise
-                continue  # gone meanwhile
-            for tid in tids:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                        kids = [int(kid) for kid in f.read().split()]
-                except OSError:
-                    if pid == self.pid:
-                        raise
-                    continue
-                found += kids
-                todo += kids
-        return found
+    def belongs_to(self, pid: int, root: int) -> bool:
+        """``pid`` is ``root``, its descendant, or in its process group (from /proc)."""
+        return tree.belongs_to(pid, root)
 
     def describe(self, pid: int) -> str:
         """``pid 7 (sleep 1000)``: a process for a log line, from /proc."""

@@ -165,10 +165,15 @@ class FakeOS:
         stderr: int | None = None,
         inherit_environ: bool = False,
         hardening: Hardening | None = None,
+        move_fd: tuple[int, int] | None = None,
+        pid_env: str | None = None,
     ) -> int:
         """Start a scripted process; raises OSError like RealOS when its script says so.
 
-        ``hardening`` is only recorded (in :attr:`Spawn.hardening`)."""
+        ``hardening`` is only recorded (in :attr:`Spawn.hardening`); ``move_fd``: the fake
+        process keeps a copy of that fd as ``fds[N]`` (a test may write to it as the program
+        would); ``pid_env``: set in the recorded ``env``.
+        """
         args = tuple(argv)
         key = self._key(args)
         attempt = self._attempts.get(key, 0) + 1
@@ -176,13 +181,19 @@ class FakeOS:
         behaviour = self._behaviour(key, attempt)
         error = behaviour.spawn_error
         proc = None if error is not None else self._start(key, args, behaviour, attempt)
+        env = dict(env)
+        if proc is not None and move_fd is not None:
+            proc.fds[move_fd[1]] = os.dup(move_fd[0])
+            self.open_fds.add(proc.fds[move_fd[1]])
+        if proc is not None and pid_env is not None:
+            env[pid_env] = str(proc.pid)
         self.spawns.append(
             Spawn(
                 _now(),
                 key,
                 attempt,
                 args,
-                dict(env),
+                env,
                 cwd,
                 creds,
                 stdin,
@@ -253,6 +264,9 @@ class FakeOS:
             self._end(proc, proc._due_status)
 
     def _end(self, proc: FakeProcess, status: int) -> None:
+        for fd in proc.fds.values():
+            self.close(fd)
+        proc.fds.clear()
         proc.status = status
         proc.exited_at = _now()
         self._exits.append((proc.pid, status))
@@ -325,6 +339,11 @@ class FakeOS:
     def descendants(self) -> list[int]:
         """Every process not yet reaped (a zombie still shows in /proc)."""
         return [p.pid for p in self.processes.values() if not p.reaped]
+
+    def belongs_to(self, pid: int, root: int) -> bool:
+        """``pid`` is ``root`` or in its process group (set ``pgid`` on an adopted process)."""
+        proc = self.processes.get(pid)
+        return pid == root or (proc is not None and not proc.reaped and proc.pgid == root)
 
     # -- waiting ------------------------------------------------------------------------------
 

@@ -65,6 +65,8 @@ class FakeProcess:
     exited_at: float | None = None
     reaped: bool = False
     received: list[Sent] = attrs.field(factory=list)
+    #: The fds it was given (``ready = { fd = N }``): N -> trinit's copy, for a test to write to.
+    fds: dict[int, int] = attrs.field(factory=dict)
     _due: float | None = None
     _due_status: int = 0
     _generation: int = 0
