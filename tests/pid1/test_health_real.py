@@ -352,3 +352,43 @@ def test_waiting_for_a_notification_costs_no_wakeup(h, tmp_path: Path) -> None: 
     assert sum(after.get(t, 0) - before.get(t, 0) for t in before.keys() | after.keys()) == 0, (before, after)
     run.send(signal.SIGTERM)
     run.wait()
+
+
+SDNOTIFY_APP = """
+import sys, time
+import sdnotify
+n = sdnotify.SystemdNotifier(debug=True)
+time.sleep(0.3)
+n.notify("STATUS=loading")
+time.sleep(0.3)
+open(sys.argv[1], "w").write(repr(time.time()))
+n.notify("READY=1\\nSTATUS=serving")
+while True:
+    time.sleep(0.2)
+    n.notify("WATCHDOG=1")
+"""
+
+
+def test_the_sdnotify_package_makes_a_python_app_ready_and_feeds_its_watchdog(h, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The client Python apps use (pip's ``sdnotify``), as they use it: READY=1, STATUS=, WATCHDOG=1."""
+    ready_at = tmp_path / "ready_at"
+    app_at = tmp_path / "app_at"
+    toml = config(
+        tmp_path,
+        {
+            "api": {"command": [PY, "-c", SDNOTIFY_APP, str(ready_at)], "ready": {"notify": True, "timeout": 10},
+                    "watchdog": "1s"},
+            "app": {"command": f"date +%s.%N > {app_at}; exec sleep 60", "shell": True, "main": True,
+                    "after": ["api"]},
+        },
+    )
+    run = h.run_config(toml, net=False)
+    wait_trinit(run)
+    wait_for(app_at.exists, message="app to start after api's READY=1")
+    assert float(app_at.read_text()) > float(ready_at.read_text())
+    time.sleep(2.5)  # two and a half watchdog periods: WATCHDOG=1 every 0.2 s keeps it healthy
+    obj = status(run, "api")
+    assert (obj["state"], obj["status_text"], obj["restarts"]) == ("ready", "serving", 0), obj
+    assert obj["health"] == "healthy"
+    run.send(signal.SIGTERM)
+    run.wait()

@@ -59,6 +59,7 @@ class HealthWatch:
                     nursery.start_soon(self._probes, runner, handle, health, run_exec)
                 if spec.watchdog is not None and notifier is not None:
                     nursery.start_soon(self._watchdog, runner, handle, notifier, spec.watchdog)
+                    nursery.start_soon(self._first_ping, runner, notifier)
         finally:
             runner.health = None
 
@@ -100,6 +101,12 @@ class HealthWatch:
             await notifier.watchdog(period)
             await self._unhealthy(runner, handle, f"sent no WATCHDOG=1 for {period:g} s (watchdog)")
             await notifier.next_ping()  # unready: healthy again at the next ping
+            self._verdict(runner, Health.HEALTHY)
+
+    async def _first_ping(self, runner: Runner, notifier: Notifier) -> None:
+        """The run's first WATCHDOG=1 is its first verdict: healthy (``ctl status`` shows it)."""
+        await notifier.next_ping()
+        if runner.health is None:
             self._verdict(runner, Health.HEALTHY)
 
     async def _unhealthy(self, runner: Runner, handle: ProcessHandle, reason: str) -> None:
