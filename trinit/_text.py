@@ -8,7 +8,7 @@ Imports nothing: the fast start's logger uses it.
 
 from __future__ import annotations
 
-__all__ = ["CONTROLS", "escape_controls", "escape_json_controls"]
+__all__ = ["CONTROLS", "escape_controls", "escape_json_controls", "who"]
 
 #: C0, DEL, C1 and the Unicode line and paragraph separators (what str.splitlines splits on).
 CONTROLS = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029"])
@@ -27,3 +27,11 @@ def escape_json_controls(text: str) -> str:
     """A JSON text with the control characters json.dumps leaves raw escaped as ``\\uXXXX``."""
     # DEL is ASCII, and json.dumps leaves it raw.
     return text if text.isascii() and "\x7f" not in text else text.translate(_JSON)
+
+
+def who(process: object, pid: object) -> str:
+    """The subject of a log line: ``"app (pid 12) "``, ``"app "`` without a pid, ``""`` without a
+    process (trinit's own text lines and ``trinit ctl events`` read the same)."""
+    if process is None:
+        return ""
+    return f"{process} " if pid is None else f"{process} (pid {pid}) "

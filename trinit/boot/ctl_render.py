@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .._text import escape_controls
+from .._text import escape_controls, who
 
 __all__ = ["age", "event_line", "status_table"]
 
@@ -135,11 +135,5 @@ def event_line(event: dict[str, object]) -> str:
             message = "this follower fell behind: the stream ends here"
         else:
             message = str(event.get("event", "event"))
-    if process is None:
-        who = ""
-    elif pid is None:
-        who = f"{process} "
-    else:
-        who = f"{process} (pid {pid}) "
     tag = _LEVEL_TAG.get(str(event.get("level")), "")
-    return escape_controls(f"{_clock(event.get('ts'))} {tag}{who}{message}")
+    return escape_controls(f"{_clock(event.get('ts'))} {tag}{who(process, pid)}{message}")

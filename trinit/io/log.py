@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from .._text import escape_controls, escape_json_controls
+from .._text import escape_controls, escape_json_controls, who
 from .writer import FdWriter, stdio_writer
 
 if TYPE_CHECKING:
@@ -216,12 +216,6 @@ class Logger:
             obj = self._event(level, event, message, process, pid, fields)
             text = escape_json_controls(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str))
         else:
-            if process is None:
-                who = ""
-            elif pid is None:
-                who = f"{process} "
-            else:
-                who = f"{process} (pid {pid}) "
             # A process name or command may hold "\n" or a terminal escape: one event, one line.
-            text = escape_controls(f"trinit: {_TEXT_TAG[level]}{who}{message}")
+            text = escape_controls(f"trinit: {_TEXT_TAG[level]}{who(process, pid)}{message}")
         return text.encode("utf-8", "backslashreplace") + b"\n"
