@@ -52,14 +52,25 @@ class Runner(RunnerFacts):
     ) -> None:
         """Stop for good: cancel what is pending, end the process. ``hold``: a user's stop (it
         ends ``stopped`` and stays so; the shutdown's stop does not undo that); ``why``: FOLLOW."""
-        if hold or self._end is not EndReason.HOLD:
-            self._end = EndReason.HOLD if hold else why
-        self.wake()
-        handle = self.handle or self._left
+        handle = self._begin_stop(hold, why)
         if handle is not None:
             await self._terminate(handle, sig)
         if handle is not None or self.state is State.STARTING:  # STARTING: its pre_start hooks end first
             await self.done.wait()
+
+    def _begin_stop(self, hold: bool, why: EndReason) -> ProcessHandle | None:
+        if hold or self._end is not EndReason.HOLD:
+            self._end = EndReason.HOLD if hold else why
+        self.wake()
+        return self.handle or self._left
+
+    def stop_quickly(self) -> ProcessHandle:
+        """The shutdown's stop of a running process with no ``pre_stop`` or ``stop_delay``, up to
+        its stop signal, which the caller sends (to many at once: ``terminate_all``); then ``done``."""
+        handle = self._begin_stop(False, EndReason.STOP)
+        assert handle is not None and not handle.exited
+        self._move(State.STOPPING)
+        return handle
 
     async def restart(self) -> None:
         """Stop the running process and start it again at once (a library ``restart()``)."""
