@@ -277,6 +277,17 @@ class Runner(RunnerFacts):
             self.log_watch.reset()
         if self.state is State.STARTING:  # an adopted one is running already, or stopping
             self._move(State.RUNNING)
+        spec = self.spec
+        if spec.ready is None and spec.timeout is None and spec.health is None and spec.watchdog is None:
+            if self.state is State.RUNNING:  # nothing runs beside the wait: no nursery (10,000 of them)
+                self._move(State.READY)
+            status = await handle.waiter.wait()
+        else:
+            status = await self._watch_run(handle)
+        return status, await self._after_run(handle, status)
+
+    async def _watch_run(self, handle: ProcessHandle) -> ExitStatus:
+        """Wait for the exit, with what watches the run beside: readiness, health, ``timeout``."""
         async with trio.open_nursery() as nursery:
             if self.spec.ready is not None:
                 nursery.start_soon(self._probe, handle)
@@ -287,6 +298,10 @@ class Runner(RunnerFacts):
                 nursery.start_soon(self._watch_timeout, handle, self.spec.timeout)
             status = await handle.waiter.wait()
             nursery.cancel_scope.cancel()
+        return status
+
+    async def _after_run(self, handle: ProcessHandle, status: ExitStatus) -> float:
+        """Log the exit and run ``post_stop``; the run time (``post_stop`` not counted)."""
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
         caused_by_us = self._end in STOPS or self._end in (EndReason.RESTART, EndReason.UNHEALTHY)
@@ -294,7 +309,7 @@ class Runner(RunnerFacts):
         if self.spec.post_stop is not None:  # part of its stop: it counts as stopped after it
             self._move(State.STOPPING)
             await self.host.hooks.post_stop(self, status)
-        return status, run_time
+        return run_time
 
     async def _pre_start(self) -> bool:
         """Its pre_start hooks (SPEC §9): False after a failed one (a failed start), or when a stop
