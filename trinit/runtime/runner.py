@@ -281,7 +281,9 @@ class Runner(RunnerFacts):
         if spec.ready is None and spec.timeout is None and spec.health is None and spec.watchdog is None:
             if self.state is State.RUNNING:  # nothing runs beside the wait: no nursery (10,000 of them)
                 self._move(State.READY)
-            status = await handle.waiter.wait()
+            await handle.waiter.event.wait()  # not waiter.wait(): one coroutine frame less per process
+            status = handle.waiter.status
+            assert status is not None
         else:
             status = await self._watch_run(handle)
         return status, await self._after_run(handle, status)

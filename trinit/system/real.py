@@ -352,6 +352,16 @@ def _tcsetpgrp(pgid: int) -> bool:
     return True
 
 
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing):
+    a config of 10,000 processes leaves ~15 MB of its parse free but resident."""
+    import ctypes
+
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 def _prctl(option: int, value: int) -> None:
     import ctypes
 
