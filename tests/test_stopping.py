@@ -101,7 +101,8 @@ async def test_the_shutdown_stops_plain_processes_together_and_keeps_the_order_o
     sup = make_supervisor(config, fake, log=log)
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
-        await sup.wait_ready("app")
+        for name in ["app", *(f"p{i}" for i in range(20))]:
+            await sup.wait_ready(name)
         sup.request_shutdown("test")
     assert all(fake.signals_to(f"p{i}")[0].time == 0 for i in range(20))
     assert [(s.time, s.signal) for s in fake.signals_to("app")] == [(0, TERM)]
