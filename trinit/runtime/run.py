@@ -15,7 +15,7 @@ from .._errors import ConfigError
 from ..boot.overrides import load_for_cli, log_verbosity
 from ..config.plan import make_plan
 from ..io.log import Logger
-from ..system.real import RealOS
+from ..system.real import RealOS, trim_heap
 from .bootstrap import prepare
 from .exit_code import INTERNAL_ERROR
 from .shutdown import describe_error
@@ -58,6 +58,7 @@ def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> in
             log.error("internal_error", "the config could not be built; stopping the main process")
             os_layer.last_resort_stop(early)
         raise
+    trim_heap()  # the config's parse is garbage now: its pages go back before anything starts
     # The CLI blocked every handled signal at its first instruction already.
     prepare(os_layer, options, owns_process=True, hold_signals=False)
     return _run(rt, bool(prestarted))

@@ -52,14 +52,25 @@ class Runner(RunnerFacts):
     ) -> None:
         """Stop for good: cancel what is pending, end the process. ``hold``: a user's stop (it
         ends ``stopped`` and stays so; the shutdown's stop does not undo that); ``why``: FOLLOW."""
-        if hold or self._end is not EndReason.HOLD:
-            self._end = EndReason.HOLD if hold else why
-        self.wake()
-        handle = self.handle or self._left
+        handle = self._begin_stop(hold, why)
         if handle is not None:
             await self._terminate(handle, sig)
         if handle is not None or self.state is State.STARTING:  # STARTING: its pre_start hooks end first
             await self.done.wait()
+
+    def _begin_stop(self, hold: bool, why: EndReason) -> ProcessHandle | None:
+        if hold or self._end is not EndReason.HOLD:
+            self._end = EndReason.HOLD if hold else why
+        self.wake()
+        return self.handle or self._left
+
+    def stop_quickly(self) -> ProcessHandle:
+        """The shutdown's stop of a running process with no ``pre_stop`` or ``stop_delay``, up to
+        its stop signal, which the caller sends (to many at once: ``terminate_all``); then ``done``."""
+        handle = self._begin_stop(False, EndReason.STOP)
+        assert handle is not None and not handle.exited
+        self._move(State.STOPPING)
+        return handle
 
     async def restart(self) -> None:
         """Stop the running process and start it again at once (a library ``restart()``)."""
@@ -266,6 +277,19 @@ class Runner(RunnerFacts):
             self.log_watch.reset()
         if self.state is State.STARTING:  # an adopted one is running already, or stopping
             self._move(State.RUNNING)
+        spec = self.spec
+        if spec.ready is None and spec.timeout is None and spec.health is None and spec.watchdog is None:
+            if self.state is State.RUNNING:  # nothing runs beside the wait: no nursery (10,000 of them)
+                self._move(State.READY)
+            await handle.waiter.event.wait()  # not waiter.wait(): one coroutine frame less per process
+            status = handle.waiter.status
+            assert status is not None
+        else:
+            status = await self._watch_run(handle)
+        return status, await self._after_run(handle, status)
+
+    async def _watch_run(self, handle: ProcessHandle) -> ExitStatus:
+        """Wait for the exit, with what watches the run beside: readiness, health, ``timeout``."""
         async with trio.open_nursery() as nursery:
             if self.spec.ready is not None:
                 nursery.start_soon(self._probe, handle)
@@ -276,6 +300,10 @@ class Runner(RunnerFacts):
                 nursery.start_soon(self._watch_timeout, handle, self.spec.timeout)
             status = await handle.waiter.wait()
             nursery.cancel_scope.cancel()
+        return status
+
+    async def _after_run(self, handle: ProcessHandle, status: ExitStatus) -> float:
+        """Log the exit and run ``post_stop``; the run time (``post_stop`` not counted)."""
         run_time = trio.current_time() - handle.started_at
         self.last_status = status
         caused_by_us = self._end in STOPS or self._end in (EndReason.RESTART, EndReason.UNHEALTHY)
@@ -283,7 +311,7 @@ class Runner(RunnerFacts):
         if self.spec.post_stop is not None:  # part of its stop: it counts as stopped after it
             self._move(State.STOPPING)
             await self.host.hooks.post_stop(self, status)
-        return status, run_time
+        return run_time
 
     async def _pre_start(self) -> bool:
         """Its pre_start hooks (SPEC §9): False after a failed one (a failed start), or when a stop

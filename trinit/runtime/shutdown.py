@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .stopping import kill_everything, stop_signal_for, sweep, terminate
+from .state import State
+from .stopping import kill_everything, stop_signal_for, sweep, terminate, terminate_all
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -48,8 +49,16 @@ class Shutdown:
             guard.start_soon(self.kill_on_force)
             with trio.move_on_at(started + budget) as scope:
                 async with trio.open_nursery() as nursery:
+                    batches: defaultdict[tuple[int, float], list[Runner]] = defaultdict(list)
+                    waited_on = self._waited_on()
                     for r in rt.run_phase:
-                        nursery.start_soon(self._stop_in_order, r)
+                        if self._stops_plainly(r, waited_on):
+                            sig = stop_signal_for(r.spec, rt.stop_signal)
+                            batches[sig, r.spec.stop_timeout].append(r)
+                        else:
+                            nursery.start_soon(self._stop_in_order, r)
+                    for (sig, grace), runners in batches.items():
+                        nursery.start_soon(self._stop_together, runners, sig, grace)
                     for r in rt.runners.values():
                         if r.spec.phase == "stop":
                             nursery.start_soon(self._run_stop_job, r)
@@ -113,6 +122,38 @@ class Shutdown:
             self._group_stopped.add(handle.pid)  # runner.stop signals its group (after its pre_stop, if any)
         await runner.stop(stop_signal_for(runner.spec, self.rt.stop_signal))
         self._stopped[runner.name].set()
+
+    def _waited_on(self) -> set[str]:
+        """The processes whose stop another stop or a stop job waits for."""
+        plan = self.rt.plan
+        names = {n for deps in plan.stop_waits_for.values() for n in deps}
+        return names.union(*plan.stop_job_after.values())
+
+    def _stops_plainly(self, runner: Runner, waited_on: set[str]) -> bool:
+        """Running, with nothing before its stop signal and no order to keep: it can be stopped
+        together with the others alike (one task, one wait, one deadline for thousands)."""
+        handle, spec = runner.handle, runner.spec
+        return (
+            handle is not None
+            and not handle.exited
+            and not handle.group
+            and not handle.stopping
+            and runner.state in (State.RUNNING, State.READY)
+            and spec.pre_stop is None
+            and not spec.stop_delay
+            and runner.name not in waited_on
+            and not self.rt.plan.stop_waits_for.get(runner.name)
+            and not self.rt.force.is_set()
+        )
+
+    async def _stop_together(self, runners: list[Runner], sig: int, grace: float) -> None:
+        """The stop of processes that nothing waits for and that wait for nothing (no ``_stopped``
+        event is set: none is awaited), as each would be stopped alone."""
+        handles = [r.stop_quickly() for r in runners]
+        await terminate_all(handles, sig, grace, self.rt.force, self.rt.log)
+        for r in runners:
+            if not r.done.is_set():
+                await r.done.wait()
 
     async def _run_stop_job(self, job: Runner) -> None:
         rt = self.rt

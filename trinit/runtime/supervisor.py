@@ -111,7 +111,7 @@ class Runtime:
         self.stop_signal: int | None = None
         self._shutdown_reason: str | None = None
         self._shutdown_requested = trio.Event()
-        self._changed = trio.Event()
+        self._changed: trio.Event | None = None
         self.events = EventHub(log)
         self.runners = {spec.name: self.make_runner(spec) for spec in self.config.processes}
         self.run_phase = [r for r in self.runners.values() if r.spec.phase == "run"]
@@ -172,12 +172,15 @@ class Runtime:
         return self.runners[name]
 
     def changed(self) -> trio.Event:
+        if self._changed is None:  # made when asked for: 10,000 state changes need no 10,000 events
+            self._changed = trio.Event()
         return self._changed
 
     def notify(self, runner: Runner) -> None:
         """A runner's state changed: wake waiters, keep forwarding, ``ready_file`` and the end in step."""
-        self._changed.set()
-        self._changed = trio.Event()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
         self.events.state_changed(runner)
         name = runner.name
         if runner.spec.forward_signals and runner.handle is not None and not runner.handle.exited:
