@@ -232,7 +232,7 @@ def test_notify_from_a_real_client_and_fd_from_a_shell_gate_their_dependents(h, 
     )
     run = h.run_config(toml, net=False)
     wait_trinit(run)
-    wait_for(lambda: Path(f"{marks}.app").exists(), message="app to start")
+    wait_for(lambda: Path(f"{marks}.app").exists() and Path(f"{marks}.app").read_text().strip(), message="app to start")
     note, fd, app = (float(Path(f"{marks}.{n}").read_text()) for n in ("note", "fd", "app"))
     assert app > note and app > fd
     obj = status(run, "note")
@@ -384,7 +384,7 @@ def test_the_sdnotify_package_makes_a_python_app_ready_and_feeds_its_watchdog(h,
     )
     run = h.run_config(toml, net=False)
     wait_trinit(run)
-    wait_for(app_at.exists, message="app to start after api's READY=1")
+    wait_for(lambda: app_at.exists() and app_at.read_text().strip(), message="app to start after api READY=1")
     assert float(app_at.read_text()) > float(ready_at.read_text())
     time.sleep(2.5)  # two and a half watchdog periods: WATCHDOG=1 every 0.2 s keeps it healthy
     obj = status(run, "api")
