@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import steer
-
 if TYPE_CHECKING:
     from ..config.model import Config
     from .events import EventStream
@@ -47,11 +45,11 @@ class Supervisor(metaclass=_NoPublicConstructor):
 
         Raises ProcessLookupError if it is not running, KeyError for an unknown name.
         """
-        steer.send_signal(self._runtime, name, sig)
+        self._runtime.send_signal(name, sig)
 
     async def wait_ready(self, name: str) -> None:
         """Return once ``name`` is ready (a oneshot: has completed); raise TrinitError if it never will be."""
-        await steer.wait_for(self._runtime, [name], "ready")
+        await self._runtime.wait_ready(name)
 
     async def start(self, name: str, *, wait: bool = False) -> None:
         """Start a stopped, exited or failed process (a oneshot runs again) once its ``after`` holds.
@@ -59,21 +57,21 @@ class Supervisor(metaclass=_NoPublicConstructor):
         ``wait``: return once it is ready (a oneshot: completed). Raises TrinitError if it
         is running already or the shutdown has begun.
         """
-        await steer.start(self._runtime, [name], wait=wait)
+        await self._runtime.start(name, wait=wait)
 
     async def stop(self, name: str) -> None:
         """Stop ``name`` with its stop signal and grace; it stays stopped until started.
 
         Returns once it has exited. Stopping the main process begins the shutdown.
         """
-        await steer.stop(self._runtime, [name], wait=True)
+        await self._runtime.stop(name)
 
     async def restart(self, name: str) -> None:
         """Stop ``name``'s process and start it again (a finished one starts anew).
 
         Never a failure, and never counted toward ``max_restarts``.
         """
-        await steer.restart(self._runtime, [name], background=False)
+        await self._runtime.restart(name)
 
     async def reload(self, config: Config, *, dry_run: bool = False) -> list[str]:
         """Apply ``config`` in place of the running one (SPEC §10); return the plan, one line a change.

@@ -374,7 +374,7 @@ class Runtime:
         if self._procs is not None:
             self._procs.start_soon(fn, *args)
 
-    # The handle's operations, for trinit.testing's make_supervisor (the handle calls steer).
+    # The operations of the public handle (runtime/handle.py) and of trinit.testing's make_supervisor.
 
     def send_signal(self, name: str, sig: int) -> None:
         steer.send_signal(self, name, sig)
