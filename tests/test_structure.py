@@ -34,7 +34,7 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.boot.parse": "the fast start: parses option values",
     "trinit.boot.overrides": "imported by the fast start; attrs and the config model only after the spawn",
     "trinit.system.real": "the fast start builds a RealOS (subreaper, pdeathsig) before the spawn: "
-    "subprocess, resource and ctypes only in the methods that use them",
+    "its launch helper, subprocess, resource and ctypes only in the methods that use them",
     # Run after the spawn but before trio: a config error is reported without loading trio.
     "trinit.io.writer": "the logger writes before trio is loaded; only FdWriter.put (in trio) imports it",
     "trinit.runtime.run": "boot.main calls run_cli before trio is loaded; trio and the runtime "

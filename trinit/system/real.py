@@ -10,6 +10,7 @@ builds a RealOS (subreaper, pdeathsig) before it spawns the main process.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
 import errno
 import os
 import signal
@@ -23,12 +24,14 @@ from .spawn import resolve_program
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Any
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from ..config.hardening import Hardening
     from .environ import Credentials
     from .protocol import OSLayer
+
+#: signal.pthread_sigmask without its wrapper, which makes a set of enums at each call (twice a spawn).
+_sigmask: Callable[[int, Iterable[int]], set[int]] = _signal.pthread_sigmask
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -117,11 +120,10 @@ class RealOS:
         ``move_fd`` (trinit's fd, the child's number) and ``pid_env`` (a variable set to the
         child's pid) go through :mod:`.exec_shim`, the only way to do them in the child.
 
-        subprocess's C helper does the vfork+exec (never a Python preexec_fn, so threads are
-        safe). The child inherits the calling thread's mask, which the runtime keeps empty, and
-        trinit's handlers reset to the default across exec. Its Popen object is kept until the
-        trinit's handlers reset to the default across exec. Its Popen object is not kept, and
-        subprocess never calls waitpid for it (the reaper owns every status). The program's path
+        subprocess's C helper does the vfork+exec (:mod:`.launch`: never a Python preexec_fn, so
+        threads are safe). The child inherits the calling thread's mask, which the runtime keeps
+        empty, and trinit's handlers reset to the default across exec. No Popen object is made,
+        and nothing but the reaper waits for a started child. The program's path
         is looked up once per command, PATH and cwd, and again only when it is no longer there."""
         key = (argv[0], env.get("PATH"), cwd)
         path = self._programs.get(key)
@@ -137,17 +139,17 @@ class RealOS:
         env_or_ours, stdio = None if inherit_environ else env, (stdin, stdout, stderr)
         try:
             try:
-                return self._spawn_popen(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
+                return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
             except OSError as exc:
                 if not cached or exc.errno not in (errno.ENOENT, errno.EACCES) or exc.filename != path:
                     raise
                 path = self._programs[key] = resolve_program(argv[0], env, cwd)  # it moved or went
-                return self._spawn_popen(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
+                return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
         finally:
             if limits is not None:  # `resource` was imported above
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
 
-    def _spawn_popen(
+    def _start(
         self,
         path: str,
         argv: Sequence[str],
@@ -158,43 +160,28 @@ class RealOS:
         hardening: Hardening | None,
         shim: tuple[tuple[int, int] | None, str | None] | None,
     ) -> int:
-        import subprocess
+        from . import launch  # not at the top: it loads a C module the fast start never needs
 
-        kwargs: dict[str, Any] = {}
+        umask = -1
         if hardening is not None:
             from .harden import wrap  # not at the top: the fast start never needs it
-            path, argv, creds, kwargs["umask"] = wrap(path, argv, creds, hardening)
+            path, argv, creds, umask = wrap(path, argv, creds, hardening)
         keep: tuple[int, ...] = ()
         if shim is not None:  # first, as trinit's user: then the hardening chain, then the program
             move_fd, pid_env = shim
             argv = shim_argv(path, list(argv), move_fd, pid_env)
             path, keep = argv[0], (move_fd[0],) if move_fd is not None else ()
-        if creds is not None:
-            kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
+        ids = (creds.uid, creds.gid, list(creds.groups)) if creds is not None else None
+        entries = None if env is None else launch.environment(dict(env))
         # The child inherits this thread's mask: lift the block of the inspected signals
         # (read from a signalfd, see runtime/bootstrap) for the spawn, so it starts empty.
-        held = signal.pthread_sigmask(signal.SIG_UNBLOCK, INSPECTED)
+        held = _sigmask(signal.SIG_UNBLOCK, INSPECTED)
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                executable=path,
-                env=None if env is None else dict(env),
-                cwd=cwd,
-                stdin=stdio[0],
-                stdout=stdio[1],
-                stderr=stdio[2],
-                close_fds=True,
-                pass_fds=keep,
-                restore_signals=True,
-                process_group=0,
-                **kwargs,
-            )
+            if launch.USABLE:
+                return launch.launch(path, argv, entries, cwd, stdio, keep=keep, ids=ids, umask=umask)
+            return _popen(path, argv, env, cwd, stdio, keep, ids, umask)  # pragma: no cover - 3.14+
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        # Its status is the reaper's: with a returncode, subprocess never waits for it (a Popen
-        # dropped without one is queued for waitpid), and no Popen is kept per child.
-        proc.returncode = 0
-        return proc.pid
+            _sigmask(signal.SIG_SETMASK, held)
 
     def release(self, pid: int, status: int) -> None:
         """The reaper has the status of ``pid`` (nothing to tell: subprocess never waits for it)."""
@@ -350,6 +337,42 @@ def _tcsetpgrp(pgid: int) -> bool:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return True
+
+
+def _popen(
+    path: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+    stdio: tuple[int | None, int | None, int | None],
+    keep: tuple[int, ...],
+    ids: tuple[int, int, list[int]] | None,
+    umask: int,
+) -> int:  # pragma: no cover - only where launch.USABLE is False (CPython 3.14, say)
+    """The same start through ``subprocess.Popen``; its status stays the reaper's: with a
+    returncode, subprocess never waits for it, and the object is dropped."""
+    import subprocess
+
+    uid, gid, groups = ids if ids is not None else (None, None, None)
+    proc = subprocess.Popen(
+        list(argv),
+        executable=path,
+        env=None if env is None else dict(env),
+        cwd=cwd,
+        stdin=stdio[0],
+        stdout=stdio[1],
+        stderr=stdio[2],
+        close_fds=True,
+        pass_fds=keep,
+        restore_signals=True,
+        process_group=0,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+        umask=umask,
+    )
+    proc.returncode = 0
+    return proc.pid
 
 
 def trim_heap() -> None:
