@@ -41,6 +41,8 @@ def stall(writer: FdWriter, w: int, size: int = 1000) -> list[bytes]:
     first = b"F" * size
     assert writer.put_nowait(first)
     seen.append(first)
+    with writer._lock:  # inside trio the thread is woken once trio's steps end: not while we spin
+        writer._bell.ring()
     deadline = time.monotonic() + 10
     while not writer.flushed() and writer._queue:  # until the thread has popped it
         assert time.monotonic() < deadline
@@ -322,3 +324,47 @@ def test_lines_stay_whole_beside_another_writer_of_the_pipe() -> None:
     lines = b"".join(received).splitlines(keepends=True)
     assert [line for line in lines if line.startswith(b"T")] == ours
     assert [line for line in lines if not line.startswith(b"T")] == theirs
+
+
+async def test_inside_trio_a_burst_of_lines_wakes_the_thread_once_the_steps_are_done() -> None:
+    """Lines put in one trio step wait for the step to end, then go out in one batch; a burst
+    bigger than the eager bound wakes the thread at once (the queue never fills up in a burst)."""
+    r, w = os.pipe()
+    writer = FdWriter(w)
+    try:
+        writer.put_nowait(b"first\n")
+        assert await _read_soon(r, 6) == b"first\n"
+        while not writer._bell.asleep:  # the thread goes back to sleep on its own
+            await trio.sleep(0.001)
+        for i in range(10):
+            assert writer.put_nowait(b"line %d\n" % i)
+        time.sleep(0.05)  # no checkpoint: trio's step goes on, the thread is not woken
+        os.set_blocking(r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 100)
+        os.set_blocking(r, True)
+        expected = b"".join(b"line %d\n" % i for i in range(10))
+        assert await _read_soon(r, len(expected)) == expected
+        many = [b"x%04d\n" % i for i in range(1000)]
+        for line in many:
+            assert writer.put_nowait(line)
+        time.sleep(0.05)  # still inside one step: the eager bound woke it
+        os.set_blocking(r, False)
+        assert os.read(r, 6) == many[0]
+        os.set_blocking(r, True)
+        rest = b"".join(many)[6:]
+        assert await _read_soon(r, len(rest)) == rest
+    finally:
+        writer.close(2.0)
+        os.close(w)
+        os.close(r)
+
+
+async def _read_soon(fd: int, size: int) -> bytes:
+    """Read ``size`` bytes while trio runs (the writer is woken once trio's steps are done)."""
+    data = b""
+    with trio.fail_after(5):
+        while len(data) < size:
+            await trio.lowlevel.wait_readable(fd)
+            data += os.read(fd, size - len(data))
+    return data

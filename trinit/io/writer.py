@@ -20,6 +20,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .doorbell import Doorbell
+
 if TYPE_CHECKING:
     import trio
 
@@ -27,6 +29,8 @@ __all__ = ["FdWriter", "stdio_writer"]
 
 #: Most bytes the writer thread joins into one os.write (fewer syscalls under load).
 _BATCH_BYTES = 64 * 1024
+#: Queued chunks that wake the thread at once, even in the middle of trio's batch of steps.
+_EAGER_CHUNKS = 256
 #: errnos that mean the reader of the fd is gone for good: stop writing, discard.
 _GONE_ERRNOS = frozenset({32, 9, 5})  # EPIPE, EBADF, EIO (same values on every Linux arch)
 #: A write of at most this many bytes to a pipe is atomic: all of it or nothing.
@@ -63,6 +67,7 @@ class FdWriter:
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._writing = False  # the thread holds a popped batch not yet fully written
+        self._bell = Doorbell(self._not_empty, lambda: bool(self._queue))
         #: The part of the batch in hand not yet known to be written (``abandon`` counts it).
         self._unwritten: memoryview | None = None
         self._cut = False  # abandon() asked the thread to drop the rest of its batch
@@ -167,6 +172,7 @@ class FdWriter:
         with self._lock:
             if self._thread is None:
                 return
+            self._bell.ring()
             while (self._queue or self._writing) and not self._broken:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -223,8 +229,7 @@ class FdWriter:
     def _append_locked(self, data: bytes) -> None:
         self._queue.append(data)
         self._queued_bytes += len(data)
-        if len(self._queue) == 1:
-            self._not_empty.notify()
+        self._bell.ring_soon(len(self._queue) >= _EAGER_CHUNKS or self._queued_bytes >= _BATCH_BYTES)
 
     def _take_waiters_locked(self) -> list[tuple[trio.lowlevel.TrioToken, trio.Event]]:
         if not self._waiters:
@@ -257,6 +262,7 @@ class FdWriter:
                     if self._writing:
                         self._writing = False
                         self._idle.notify_all()
+                    self._bell.asleep = True
                     self._not_empty.wait()
                 chunks: list[bytes] = []
                 size = 0
