@@ -51,6 +51,10 @@ class Plan:
     restart_followers: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
 
 
+#: The one empty set of names (CPython makes a new one at each ``frozenset()``).
+_NONE: frozenset[str] = frozenset()
+
+
 def make_plan(config: Config) -> Plan:
     """Derive the plan of a validated Config."""
     specs = config.processes
@@ -65,10 +69,10 @@ def make_plan(config: Config) -> Plan:
     start_after = {s.name: (() if s.phase == "stop" else s.after) for s in specs}
     needs = {j: closure(deps[j], waiting) for j in jobs}
     stop_waits_for: dict[str, frozenset[str]] = {
-        # frozenset() is shared; an empty union is a new set each time (10,000 of them: 2 MB).
-        n: frozenset(waiting[n]).union(j for j in jobs if n not in needs[j]) or frozenset() for n in run
+        # One empty set for all: each frozenset() is a new 216-byte object (10,000 of them: 2 MB).
+        n: frozenset(waiting[n]).union(j for j in jobs if n not in needs[j]) or _NONE for n in run
     }
-    stop_waits_for.update({j: frozenset() for j in jobs})
+    stop_waits_for.update({j: _NONE for j in jobs})
     waits = {**stop_waits_for, **needs}
 
     weight = {s.name: stop_weight(s) for s in specs}

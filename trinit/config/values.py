@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, cast
 
@@ -252,7 +253,7 @@ def argv(value: object, *, shell: bool = False) -> tuple[str, ...]:
         raise Bad("must not be empty")
     if not words[0]:
         raise Bad("the program (item 1) must not be empty")
-    return tuple(words)
+    return tuple(map(sys.intern, words))  # 10,000 copies of one command share its strings
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")

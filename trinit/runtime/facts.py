@@ -42,9 +42,21 @@ class RunnerFacts:
     _pending: trio.CancelScope | None = None
     _adopted: ProcessHandle | None = None
     _left: ProcessHandle | None = None  # the last run's, while its process group may outlive it
-    done: trio.Event = attrs.field(factory=trio.Event)
+    _done: trio.Event | None = None
+    #: Where its life goes on after a parked wait for an exit (the runtime's process nursery).
+    resume_in: trio.Nursery | None = None
     #: Wall-clock time of the last state change (``since`` of ``ctl status``).
     since: float = attrs.field(factory=time.time)
+
+    @property
+    def done(self) -> trio.Event:
+        """Set once it has finished (a final state), until a start or restart revives it. Made
+        when first asked for: most of 10,000 runners are never waited on."""
+        if self._done is None:
+            self._done = trio.Event()
+            if self.final:
+                self._done.set()
+        return self._done
 
     @property
     def name(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -297,7 +298,7 @@ class Runtime:
                         self._procs = procs
                         for runner in self.run_phase:
                             if runner.name not in self.scheduler:
-                                procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+                                procs.start_soon(partial(runner.lifecycle, park_in=procs), name=f"trinit {runner.name}")
                         self.scheduler.start(procs)
                         if self.scheduler.jobs and not self._down:  # only scheduled jobs: all is up
                             self.ready_file.update(True)
@@ -366,7 +367,7 @@ class Runtime:
             self.scheduler.add(runner, self._procs)
             return
         self._live.add(runner.name)
-        self._procs.start_soon(runner.lifecycle, name=f"trinit {runner.name}")
+        self._procs.start_soon(partial(runner.lifecycle, park_in=self._procs), name=f"trinit {runner.name}")
 
     def in_background(self, fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Carry out a request after its reply (a ``ctl stop`` without ``--wait``); once the

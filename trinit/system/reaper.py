@@ -31,16 +31,34 @@ HANDLER_REAP_MAX = 256
 
 @attrs.define(eq=False)
 class Waiter:
-    """The exit of one child: ``event`` is set once ``status`` is known."""
+    """The exit of one child: ``status`` once known; then ``event`` is set and ``on_exit`` called.
+
+    The event is made only when asked for, and ``on_exit`` lets a runner wait with no task
+    at all: at 10,000 processes each trio.Event costs ~270 bytes, a parked task ~2 KB.
+    """
 
     pid: int
     status: ExitStatus | None = None
     pidfd: int | None = None
-    event: trio.Event = attrs.field(factory=trio.Event)
+    _event: trio.Event | None = None
+    #: Called once with the status, from the reaper's dispatch (it must not raise).
+    on_exit: Callable[[ExitStatus], None] | None = None
+
+    @property
+    def event(self) -> trio.Event:
+        if self._event is None:
+            self._event = trio.Event()
+            if self.status is not None:
+                self._event.set()
+        return self._event
 
     def _set(self, status: ExitStatus) -> None:
         self.status = status
-        self.event.set()
+        if self._event is not None:
+            self._event.set()
+        callback, self.on_exit = self.on_exit, None
+        if callback is not None:
+            callback(status)
 
     async def wait(self) -> ExitStatus:
         await self.event.wait()
