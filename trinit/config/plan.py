@@ -66,7 +66,8 @@ def make_plan(config: Config) -> Plan:
     needs = {j: closure(deps[j], waiting) for j in jobs}
     stop_waits_for: dict[str, frozenset[str]] = {
         # frozenset() is shared; an empty union is a new set each time (10,000 of them: 2 MB).
-        n: frozenset(waiting[n]).union(j for j in jobs if n not in needs[j]) or frozenset() for n in run
+        n: frozenset(waiting[n]).union(j for j in jobs if n not in needs[j]) or frozenset()
+        for n in run
     }
     stop_waits_for.update({j: frozenset() for j in jobs})
     waits = {**stop_waits_for, **needs}
@@ -98,15 +99,15 @@ def stop_weight(spec: ProcessSpec) -> float:
         return (spec.timeout or 0.0) + len(spec.pre_start) * spec.hook_timeout + post
     pre = spec.hook_timeout if spec.pre_stop is not None else 0.0
     return pre + spec.stop_delay + spec.stop_timeout + post
+
+
 def restart_followers(specs: Sequence[ProcessSpec], order: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Who restarts with whom: for each process, its dependents along ``restart = true`` edges,
     transitively (along those edges only), in ``order``."""
     led = dependents({s.name: s.restarts_with for s in specs})
     rank = {n: i for i, n in enumerate(order)}
     return {
-        name: tuple(sorted(closure(led[name], led), key=rank.__getitem__))
-        for name in order
-        if led.get(name)
+        name: tuple(sorted(closure(led[name], led), key=rank.__getitem__)) for name in order if led.get(name)
     }
 
 

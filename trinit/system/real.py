@@ -163,6 +163,7 @@ class RealOS:
         kwargs: dict[str, Any] = {}
         if hardening is not None:
             from .harden import wrap  # not at the top: the fast start never needs it
+
             path, argv, creds, kwargs["umask"] = wrap(path, argv, creds, hardening)
         keep: tuple[int, ...] = ()
         if shim is not None:  # first, as trinit's user: then the hardening chain, then the program
