@@ -43,6 +43,7 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.config.values": "did_you_mean: difflib only when a hint is made",
     "trinit.config.schedule": "parse_schedule / zone_problem: config/cron (cronsim, zoneinfo, "
     "datetime) only for a config with a cron schedule",
+    "trinit.runtime.reload": "Reloader._validate: config/diff only when a reload comes",
     "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron) only when "
     "a run has a scheduled job",
 }
