@@ -90,7 +90,6 @@ class Children:
         return any(n == name and w == what and (pid is None or p == pid) for n, w, p in self.records())
 
 
-
 def kids_fixture() -> Any:
     """A fixture giving the :class:`Children` of one test, in its tmp_path."""
 
@@ -205,4 +204,3 @@ async def run_script(
             proc.kill()
             await proc.wait()
     return code, out.read_text() + err.read_text()
-

@@ -228,7 +228,10 @@ def test_an_option_value_may_look_like_an_option() -> None:
         (["-r", "KILL:TERM"], "option -r: SIGKILL cannot be caught, so it cannot be rewritten"),
         (["-r", "sigstop:0"], "option -r: SIGSTOP cannot be caught, so it cannot be rewritten"),
         (["-r", "9:15"], "option -r: SIGKILL cannot be caught"),
-        (["-r", "CHLD:HUP"], "option -r: SIGCHLD tells trinit that a child exited, so it cannot be rewritten"),
+        (
+            ["-r", "CHLD:HUP"],
+            "option -r: SIGCHLD tells trinit that a child exited, so it cannot be rewritten",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(argv: list[str], message: str) -> None:

@@ -97,7 +97,10 @@ def test_a_bad_condition_table_names_its_key(after: dict[str, Any], message: str
             'process "dump": after.db.restart: not allowed on a stop job',
         ),
         (
-            [ProcessSpec("db", ["db"]), ProcessSpec("tick", ["tick"], oneshot=True, every=60, after=follow("db"))],
+            [
+                ProcessSpec("db", ["db"]),
+                ProcessSpec("tick", ["tick"], oneshot=True, every=60, after=follow("db")),
+            ],
             'process "tick": after.db.restart: not allowed on a scheduled job',
         ),
     ],
@@ -141,7 +144,11 @@ async def test_a_requested_restart_stops_followers_first_and_leaves_the_rest_run
     assert code == 0
     # Stopped in reverse order, each once the one before it is gone; db last.
     terms = {name: [s.time for s in fake.signals_to(name)] for name in ("db", "web", "api", "other", "side")}
-    assert terms["api"][0] == 5 and terms["web"][0] == pytest.approx(5.1) and terms["db"][0] == pytest.approx(5.2)
+    assert (
+        terms["api"][0] == 5
+        and terms["web"][0] == pytest.approx(5.1)
+        and terms["db"][0] == pytest.approx(5.2)
+    )
     # Untouched: a plain dependent of db, and a plain dependent of a follower (until the shutdown).
     assert terms["side"] == [20] or terms["side"][0] >= 20
     assert all(t >= 20 for t in terms["other"])
@@ -158,7 +165,9 @@ async def test_a_requested_restart_stops_followers_first_and_leaves_the_rest_run
 async def test_a_crash_loop_restarts_followers_at_most_once_per_restart(autojump_clock: MockClock) -> None:
     config = Config(
         [
-            ProcessSpec("db", ["db"], restart="on-failure", restart_delay=0.5, max_restarts=3, on_failure="ignore"),
+            ProcessSpec(
+                "db", ["db"], restart="on-failure", restart_delay=0.5, max_restarts=3, on_failure="ignore"
+            ),
             ProcessSpec("web", ["web"], after=follow("db")),
             ProcessSpec("api", ["api"], after=follow("web")),
         ]
@@ -178,7 +187,9 @@ async def test_a_crash_loop_restarts_followers_at_most_once_per_restart(autojump
 async def test_followers_come_back_with_the_new_run_not_during_the_delay(autojump_clock: MockClock) -> None:
     config = Config(
         [
-            ProcessSpec("db", ["db"], restart="always", restart_delay=1, ready={"file": "/never", "timeout": 600}),
+            ProcessSpec(
+                "db", ["db"], restart="always", restart_delay=1, ready={"file": "/never", "timeout": 600}
+            ),
             ProcessSpec("web", ["web"], after=follow("db", "started")),
         ]
     )

@@ -72,7 +72,10 @@ def test_check_usage_errors_say_what_is_wrong(args: list[str], message: str) -> 
 @pytest.mark.parametrize(
     ("env_text", "message"),
     [
-        ("GOOD=1\nSECRET_HASH$6$abc\n", "line 2: expected KEY=value (the line is not shown: it may hold a secret)"),
+        (
+            "GOOD=1\nSECRET_HASH$6$abc\n",
+            "line 2: expected KEY=value (the line is not shown: it may hold a secret)",
+        ),
         (None, "cannot read the env file: No such file or directory"),
     ],
     ids=["bad-line", "missing"],
@@ -97,7 +100,11 @@ after = {{ side = "started" }}
 """
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "trinit", "-c", "trinit.toml"], capture_output=True, text=True, cwd=tmp_path, timeout=30
+        [sys.executable, "-m", "trinit", "-c", "trinit.toml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [

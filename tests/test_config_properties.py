@@ -311,7 +311,12 @@ toml_values = st.recursive(
     max_leaves=6,
 )
 keys = st.sampled_from(
-    [*ProcessSpec.__init__.__annotations__.keys() - {"return", "self", "_after_implicit", "_after_restart"}, "bogus", "name"]
+    [
+        *ProcessSpec.__init__.__annotations__.keys()
+        - {"return", "self", "_after_implicit", "_after_restart"},
+        "bogus",
+        "name",
+    ]
 )
 
 

@@ -28,7 +28,9 @@ from trinit.testing import Behaviour, FakeOS, make_supervisor
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, processes: list[ProcessSpec], behaviours: dict[str, Any]) -> AsyncIterator[Runtime]:
+async def running(
+    tmp_path: Path, processes: list[ProcessSpec], behaviours: dict[str, Any]
+) -> AsyncIterator[Runtime]:
     path = str(tmp_path / "ctl.sock")
     config = Config(processes=processes, control_socket=path, shutdown_timeout=3)
     fake = FakeOS(behaviours, config=config)
@@ -84,9 +86,24 @@ async def test_status_has_every_field_of_section_8(tmp_path: Path) -> None:
         assert reply["ok"] is True
         db, app = reply["processes"]
         assert set(db) == {
-            "name", "kind", "state", "pid", "restarts", "since", "last_exit", "health", "status_text", "next_run"
+            "name",
+            "kind",
+            "state",
+            "pid",
+            "restarts",
+            "since",
+            "last_exit",
+            "health",
+            "status_text",
+            "next_run",
         }
-        assert (db["name"], db["kind"], db["state"], db["restarts"], db["last_exit"]) == ("db", "service", "ready", 0, None)
+        assert (db["name"], db["kind"], db["state"], db["restarts"], db["last_exit"]) == (
+            "db",
+            "service",
+            "ready",
+            0,
+            None,
+        )
         assert isinstance(app["pid"], int) and app["since"].endswith("Z")
         assert (await c.ask(cmd="status", names=["app"]))["processes"][0]["name"] == "app"
 
@@ -144,7 +161,13 @@ async def test_events_follow_in_order(tmp_path: Path) -> None:
             assert event is not None
             if event["event"] == "state":
                 seen.append((event["process"], event["state"]))
-        assert seen == [("app", "stopping"), ("app", "exited"), ("app", "starting"), ("app", "running"), ("app", "ready")]
+        assert seen == [
+            ("app", "stopping"),
+            ("app", "exited"),
+            ("app", "starting"),
+            ("app", "running"),
+            ("app", "ready"),
+        ]
 
 
 async def test_events_end_when_the_run_ends(tmp_path: Path) -> None:
@@ -249,7 +272,9 @@ async def test_a_scheduled_job_shows_its_next_run_and_start_runs_it_now(tmp_path
     async with running(tmp_path, processes, behaviours) as sup, connect(sup) as c:
         await sup.wait_ready("app")
         with trio.fail_after(5):
-            while (backup := (await c.ask(cmd="status", names=["backup"]))["processes"][0])["next_run"] is None:
+            while (backup := (await c.ask(cmd="status", names=["backup"]))["processes"][0])[
+                "next_run"
+            ] is None:
                 await trio.sleep(0.01)
         assert backup["kind"] == "scheduled" and backup["last_exit"] is None
         assert await c.ask(cmd="start", names=["backup"], wait=True) == {"ok": True}

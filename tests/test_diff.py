@@ -131,22 +131,28 @@ REFUSED: list[tuple[str, Config, Config, list[str]]] = [
         "main changed",
         BASE,
         without(BASE, app=spec("app", main=True, after=["web"], command=["app", "-v"])),
-        ['the main process "app" changed (command): it cannot restart without ending the run; '
-         "restart trinit (the container) to apply it"],
+        [
+            'the main process "app" changed (command): it cannot restart without ending the run; '
+            "restart trinit (the container) to apply it"
+        ],
     ),
     (
         "main removed",
         BASE,
         without(BASE, "app"),
-        ['the main process "app" is no longer in the config: its end would end the run; '
-         "restart trinit (the container) to apply it"],
+        [
+            'the main process "app" is no longer in the config: its end would end the run; '
+            "restart trinit (the container) to apply it"
+        ],
     ),
     (
         "a main added",
         cfg(spec("a")),
         cfg(spec("a"), spec("m", main=True)),
-        ['"m" would become the main process, which cannot change while trinit runs; '
-         "restart trinit (the container) to apply it"],
+        [
+            '"m" would become the main process, which cannot change while trinit runs; '
+            "restart trinit (the container) to apply it"
+        ],
     ),
     (
         "main moved to another process",
@@ -214,11 +220,15 @@ def run_check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_diff_prints_the_plan_or_the_errors(tmp_path: Path) -> None:
-    (tmp_path / "old.toml").write_text('[process.db]\ncommand = ["db"]\n\n[process.web]\ncommand = ["web"]\n'
-                                       'after = { db = { when = "started", restart = true } }\n')
-    (tmp_path / "new.toml").write_text('[process.db]\ncommand = ["db", "-v"]\n\n[process.web]\ncommand = ["web"]\n'
-                                       'after = { db = { when = "started", restart = true } }\n\n'
-                                       '[process.cache]\ncommand = ["cache"]\n')
+    (tmp_path / "old.toml").write_text(
+        '[process.db]\ncommand = ["db"]\n\n[process.web]\ncommand = ["web"]\n'
+        'after = { db = { when = "started", restart = true } }\n'
+    )
+    (tmp_path / "new.toml").write_text(
+        '[process.db]\ncommand = ["db", "-v"]\n\n[process.web]\ncommand = ["web"]\n'
+        'after = { db = { when = "started", restart = true } }\n\n'
+        '[process.cache]\ncommand = ["cache"]\n'
+    )
     done = run_check("--diff", "old.toml", "new.toml", cwd=tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [

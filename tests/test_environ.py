@@ -158,7 +158,9 @@ def test_a_bad_line_is_never_shown(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConfigError) as info:
         read_env_file(str(path))
     assert "SECRETHASH" not in str(info.value.errors)
-    assert info.value.errors == [f"{path}: line 1: expected KEY=value (the line is not shown: it may hold a secret)"]
+    assert info.value.errors == [
+        f"{path}: line 1: expected KEY=value (the line is not shown: it may hold a secret)"
+    ]
 
 
 @pytest.mark.usefixtures("pid1")  # needs root (skips on a laptop, fails in CI)

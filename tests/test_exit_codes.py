@@ -19,9 +19,6 @@ from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, make_supervisor, ru
 TERM, KILL, INT, SEGV = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGSEGV
 
 
-
-
-
 # ================================================================================ exit codes
 
 

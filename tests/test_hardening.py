@@ -84,7 +84,12 @@ def test_values_are_normalized(own: dict[str, Privileges]) -> None:
         nice=5,
     )
     assert spec.umask == "0027"
-    assert spec.rlimits == (("nofile", 1024, 1024), ("nproc", 512, 1024), ("core", None, None), ("cpu", 10, None))
+    assert spec.rlimits == (
+        ("nofile", 1024, 1024),
+        ("nproc", 512, 1024),
+        ("core", None, None),
+        ("cpu", 10, None),
+    )
     assert spec.capabilities == ("NET_BIND_SERVICE", "KILL", "CHOWN")
     assert spec.hardening == Hardening(
         umask=0o027,
@@ -109,7 +114,10 @@ def test_no_hardening_key_means_no_hardening(own: dict[str, Privileges]) -> None
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ({"umask": 22}, 'umask: must be an octal string like "027" (got 22; quote it: a number is not octal)'),
+        (
+            {"umask": 22},
+            'umask: must be an octal string like "027" (got 22; quote it: a number is not octal)',
+        ),
         ({"umask": "0778"}, 'umask: must be an octal string from "000" to "777", like "027" (got \'0778\')'),
         ({"umask": "1777"}, "umask: must be an octal string"),
         ({"umask": ""}, "umask: must be an octal string"),
@@ -119,12 +127,18 @@ def test_no_hardening_key_means_no_hardening(own: dict[str, Privileges]) -> None
         ({"nice": -21}, "nice: must be a whole number from -20 to 19 (got -21)"),
         ({"nice": 1.5}, "nice: must be a whole number from -20 to 19 (got 1.5)"),
         ({"rlimits": 5}, "rlimits: must be a table like { nofile = 65536, nproc = [512, 1024] } (got 5)"),
-        ({"rlimits": {"cores": 0}}, 'rlimits: unknown limit "cores" (did you mean "core"?); the limits are nofile,'),
+        (
+            {"rlimits": {"cores": 0}},
+            'rlimits: unknown limit "cores" (did you mean "core"?); the limits are nofile,',
+        ),
         ({"rlimits": {"rss": 0}}, 'rlimits: unknown limit "rss"; the limits are'),
         ({"rlimits": {"nofile": [2, 1]}}, "rlimits.nofile: the soft limit (2) is above the hard limit (1)"),
         ({"rlimits": {"nofile": ["unlimited", 1]}}, "rlimits.nofile: the soft limit (unlimited) is above"),
         ({"rlimits": {"nofile": [1, 2, 3]}}, "rlimits.nofile: must be [soft, hard]: two values"),
-        ({"rlimits": {"core": -1}}, 'rlimits.core: must be a number from 0 to 9223372036854775807, "unlimited"'),
+        (
+            {"rlimits": {"core": -1}},
+            'rlimits.core: must be a number from 0 to 9223372036854775807, "unlimited"',
+        ),
         ({"rlimits": {"core": 2**63}}, "rlimits.core: must be a number from 0"),
         ({"rlimits": {"core": "1M"}}, "rlimits.core: must be a number from 0"),
         ({"rlimits": {"core": True}}, "rlimits.core: must be a number from 0"),
@@ -204,14 +218,21 @@ def test_root_needs_setpcap_to_keep_only_the_listed_capabilities(own: dict[str, 
 
 def test_a_non_root_trinit_passes_on_only_what_it_has(own: dict[str, Privileges]) -> None:
     own["now"] = privileges(euid=1000, permitted=1 << CAP_NUMBERS["NET_BIND_SERVICE"], effective=0)
-    assert ProcessSpec("web", ["app"], capabilities=["NET_BIND_SERVICE"]).capabilities == ("NET_BIND_SERVICE",)
+    assert ProcessSpec("web", ["app"], capabilities=["NET_BIND_SERVICE"]).capabilities == (
+        "NET_BIND_SERVICE",
+    )
     assert errors(capabilities=["KILL"])[0].startswith(
         'process "web": capabilities: trinit does not have CAP_KILL itself'
     )
 
 
 def test_limits_above_trinits_own_need_cap_sys_resource(own: dict[str, Privileges]) -> None:
-    limits: dict[str, Any] = {"nofile": [1024, 30000], "nproc": 4096, "core": "unlimited", "stack": "unlimited"}
+    limits: dict[str, Any] = {
+        "nofile": [1024, 30000],
+        "nproc": 4096,
+        "core": "unlimited",
+        "stack": "unlimited",
+    }
     assert ProcessSpec("web", ["app"], rlimits=limits).rlimits  # root with CAP_SYS_RESOURCE may raise them
     own["now"] = privileges(effective=without("SYS_RESOURCE"))
     assert errors(rlimits=limits) == [
@@ -320,7 +341,12 @@ USER = Credentials(uid=1000, gid=1000, groups=(1000, 27), name="app", home="/hom
 
 
 def test_umask_alone_needs_no_helper(tools: None) -> None:
-    assert wrap("/bin/app", ["app", "-x"], USER, Hardening(umask=0o27)) == ("/bin/app", ["app", "-x"], USER, 0o27)
+    assert wrap("/bin/app", ["app", "-x"], USER, Hardening(umask=0o27)) == (
+        "/bin/app",
+        ["app", "-x"],
+        USER,
+        0o27,
+    )
 
 
 def test_the_full_chain_in_order(tools: None) -> None:
@@ -367,10 +393,17 @@ def test_nice_is_absolute_and_costs_nothing_when_already_there(
 ) -> None:
     monkeypatch.setattr(harden, "_thread_nice", lambda: 4)
     assert wrap("/bin/app", ["app"], None, Hardening(nice=4))[:2] == ("/bin/app", ["app"])
-    assert wrap("/bin/app", ["app"], None, Hardening(nice=10))[1] == ["/t/nice", "--adjustment=6", "--", "/bin/app"]
+    assert wrap("/bin/app", ["app"], None, Hardening(nice=10))[1] == [
+        "/t/nice",
+        "--adjustment=6",
+        "--",
+        "/bin/app",
+    ]
 
 
-def test_capabilities_without_setpcap_leave_the_bounding_set(tools: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_capabilities_without_setpcap_leave_the_bounding_set(
+    tools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(harden, "_can_narrow_bounding_set", lambda: False)
     argv = wrap("/bin/app", ["app"], None, Hardening(capabilities=()))[1]
     assert argv == ["/t/setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--", "/bin/app"]
@@ -379,7 +412,9 @@ def test_capabilities_without_setpcap_leave_the_bounding_set(tools: None, monkey
 def test_a_missing_helper_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(harden, "find_tool", lambda name: None if name == "prlimit" else f"/t/{name}")
     monkeypatch.setattr(harden, "_found", {"prlimit": "/gone/prlimit"})  # found once, removed since
-    with pytest.raises(harden.HardeningError, match=r"^rlimits: needs the program prlimit \(from util-linux\)"):
+    with pytest.raises(
+        harden.HardeningError, match=r"^rlimits: needs the program prlimit \(from util-linux\)"
+    ):
         wrap("/bin/app", ["app"], None, Hardening(rlimits=(("core", 0, 0),)))
 
 

@@ -63,7 +63,9 @@ def snapshot(into: dict[float, Any], what: Callable[[Runtime], Any]) -> Callable
 # ------------------------------------------------------------------------------ health checks
 
 
-async def test_restart_after_exactly_failures_failed_checks_then_healthy_again(autojump_clock: MockClock) -> None:
+async def test_restart_after_exactly_failures_failed_checks_then_healthy_again(
+    autojump_clock: MockClock,
+) -> None:
     health = {"exec": ["check"], "interval": 1, "failures": 3}
     config = Config([ProcessSpec("svc", ["svc"], health=health, restart_delay=0.5)])
     # Checks at 1, 2 pass; 3, 4, 5 fail: unhealthy at 5, stopped, started again at 5.5.
@@ -212,7 +214,10 @@ def test_decide_with_a_health_action() -> None:
     assert decide(spec, False, 0, 1.0, unhealthy="restart").kind is Kind.RESTART
     assert decide(spec, False, 1, 1.0, unhealthy="restart").gave_up
     assert decide(spec, False, 1, 100.0, unhealthy="restart").kind is Kind.RESTART  # reset_after
-    assert decide(spec.__class__("s", ["s"], restart="always"), False, 0, 1.0, unhealthy="fail").kind is Kind.FAIL
+    assert (
+        decide(spec.__class__("s", ["s"], restart="always"), False, 0, 1.0, unhealthy="fail").kind
+        is Kind.FAIL
+    )
 
 
 # ------------------------------------------------------------------------------ sd_notify
@@ -269,7 +274,11 @@ async def test_notify_timeout_and_extend_timeout_usec(autojump_clock: MockClock)
     assert log.find("failed", "slow")[0].time == 5
     assert log.find("ready", "late")[0].time == 7.5  # the deadline moved to 4 + 4 = 8
     messages = " | ".join(e.message for e in log.find("notify", "late"))
-    assert "asks for 4 s more" in messages and "main pid is 12" in messages and "stopping (STOPPING=1)" in messages
+    assert (
+        "asks for 4 s more" in messages
+        and "main pid is 12" in messages
+        and "stopping (STOPPING=1)" in messages
+    )
 
 
 async def test_a_restart_hears_only_the_new_pid(autojump_clock: MockClock) -> None:
@@ -290,7 +299,9 @@ async def test_a_restart_hears_only_the_new_pid(autojump_clock: MockClock) -> No
 # ------------------------------------------------------------------------------ ready = { fd = N }
 
 
-async def test_ready_fd_gets_a_pipe_at_its_number_and_a_newline_means_ready(autojump_clock: MockClock) -> None:
+async def test_ready_fd_gets_a_pipe_at_its_number_and_a_newline_means_ready(
+    autojump_clock: MockClock,
+) -> None:
     config = Config([ProcessSpec("svc", ["svc"], ready={"fd": 5, "timeout": 10})])
     fake = FakeOS()
     log = FakeLog()
@@ -298,7 +309,9 @@ async def test_ready_fd_gets_a_pipe_at_its_number_and_a_newline_means_ready(auto
     def write(data: bytes) -> Callable[[Runtime], object]:
         return lambda sup: os.write(fake.processes_named("svc")[0].fds[5], data)
 
-    await run_supervisor(config, fake, log=log, at=[(1, write(b"almost")), (2, write(b" ready\n")), *stop_at(3)])
+    await run_supervisor(
+        config, fake, log=log, at=[(1, write(b"almost")), (2, write(b" ready\n")), *stop_at(3)]
+    )
     assert log.find("ready", "svc")[0].time == 2
     assert fake.spawns_of("svc")[0].env.get("NOTIFY_SOCKET") is None
     assert fake.open_fds == set()  # no fd leaked: trinit closed both its ends, the fake its copy at its exit
@@ -326,9 +339,7 @@ async def test_watchdog_env_and_a_missed_ping_restarts(autojump_clock: MockClock
 
 
 async def test_watchdog_trigger_and_unready_recovery(autojump_clock: MockClock) -> None:
-    spec = ProcessSpec(
-        "svc", ["svc"], ready={"notify": True}, watchdog=10, health={"action": "unready"}
-    )
+    spec = ProcessSpec("svc", ["svc"], ready={"notify": True}, watchdog=10, health={"action": "unready"})
     fake = FakeOS()
     log = FakeLog()
     at: At = [

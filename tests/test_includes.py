@@ -47,7 +47,9 @@ def test_included_processes_come_in_sorted_file_order(tree: Path) -> None:
 
 
 def test_relative_paths_in_an_included_file_are_taken_from_its_folder(tree: Path) -> None:
-    write(tree / "conf.d/web.toml", '[process.web]\ncommand = ["web"]\ncwd = "srv"\nready = { file = "up" }\n')
+    write(
+        tree / "conf.d/web.toml", '[process.web]\ncommand = ["web"]\ncwd = "srv"\nready = { file = "up" }\n'
+    )
     web = load_config("trinit.toml").process("web")
     assert web.cwd == str(tree / "conf.d/srv")
     assert web.ready is not None and web.ready.target == str(tree / "conf.d/up")
@@ -66,7 +68,10 @@ def test_a_name_defined_twice_names_both_files(tree: Path) -> None:
 
 def test_every_error_names_its_own_file(tree: Path) -> None:
     write(tree / "conf.d/a.toml", '[process.web]\ncommand = ["web"]\nafter = ["db"]\nstop_timeout = "x"\n')
-    write(tree / "conf.d/b.toml", '[trinit]\nshutdown_timeout = 3\n\n[process.job]\ncommand = "true"\nretries = 2\n')
+    write(
+        tree / "conf.d/b.toml",
+        '[trinit]\nshutdown_timeout = 3\n\n[process.job]\ncommand = "true"\nretries = 2\n',
+    )
     write(tree / "conf.d/c.toml", "[process.bad\n")
     errors = errors_of("trinit.toml")
     assert 'conf.d/a.toml: process "web": after: no process named "db"' in errors

@@ -133,7 +133,7 @@ def test_an_unreadable_report_is_still_an_oserror() -> None:
 
 def _children() -> set[int]:
     me = os.getpid()
-    found = set()
+    found: set[int] = set()
     for task in os.listdir(f"/proc/{me}/task"):
         with open(f"/proc/{me}/task/{task}/children") as f:
             found.update(int(p) for p in f.read().split())

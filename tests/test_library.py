@@ -34,7 +34,6 @@ from trinit import Config, ProcessSpec
 kids = kids_fixture()
 
 
-
 async def test_the_supervisor_handle_end_to_end(kids: Children) -> None:
     config = Config(
         processes=[
@@ -159,9 +158,18 @@ async def test_start_and_the_event_stream(kids: Children) -> None:
                 if states[-1:] == [("b", "ready")]:
                     break
         assert states == [
-            ("b", "stopping"), ("b", "stopped"), ("a", "stopping"), ("a", "stopped"), ("b", "waiting"),
-            ("a", "waiting"), ("a", "starting"), ("a", "running"), ("a", "ready"),
-            ("b", "starting"), ("b", "running"), ("b", "ready"),
+            ("b", "stopping"),
+            ("b", "stopped"),
+            ("a", "stopping"),
+            ("a", "stopped"),
+            ("b", "waiting"),
+            ("a", "waiting"),
+            ("a", "starting"),
+            ("a", "running"),
+            ("a", "ready"),
+            ("b", "starting"),
+            ("b", "running"),
+            ("b", "ready"),
         ]
 
 
@@ -333,7 +341,9 @@ async def test_reload_applies_a_config_with_the_same_rules(kids: Children) -> No
         await sup.wait_ready("web")
         await sup.wait_ready("extra")
         after = {name: st.pid for name, st in sup.status().items()}
-        assert after["side"] == before["side"] and after["db"] != before["db"] and after["web"] != before["web"]
+        assert (
+            after["side"] == before["side"] and after["db"] != before["db"] and after["web"] != before["web"]
+        )
         old_db, old_web = before["db"], before["web"]
         assert old_db is not None and old_web is not None
         assert not alive(old_db) and not alive(old_web)

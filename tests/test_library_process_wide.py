@@ -34,7 +34,6 @@ from trinit import Config, ProcessSpec
 kids = kids_fixture()
 
 
-
 async def test_library_mode_installs_no_handlers_and_is_no_subreaper(kids: Children) -> None:
     before, mask = handlers(), signal.pthread_sigmask(signal.SIG_BLOCK, [])
     assert subreaper() == 0
@@ -187,7 +186,6 @@ def test_process_wide_options_need_the_main_thread(flag: str) -> None:
     assert "main thread" in str(exc)
     assert handlers() == before
     assert subreaper() == 0
-
 
 
 async def test_handle_signals_and_reap_orphans_on_the_main_thread(tmp_path: Path, kids: Children) -> None:

@@ -99,7 +99,8 @@ def test_a_stalled_reader_costs_counted_lines_never_torn_ones(tmp_path: Path) ->
     log = err.read_text()
     written = int((tmp_path / "written").read_text())
     got = _check_lines(received[0])
-    m = re.search(r"warning: (\d+) lines \((\d+) bytes\) of process output could not be written to stdout", log)
+    m = re.search(
+        r"warning: (\d+) lines \((\d+) bytes\) of process output could not be written to stdout", log
+    )
     assert m is not None, log
     assert got + int(m.group(1)) == written, log
-

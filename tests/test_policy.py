@@ -32,11 +32,35 @@ def job(**kw: Any) -> ProcessSpec:
         (svc(restart="on-failure", restart_delay=0.5), False, 1, 1.0, Decision(R, 1.0, 2)),
         (svc(restart="on-failure", restart_delay=0.5), False, 3, 1.0, Decision(R, 4.0, 4)),
         # ... capped at restart_delay_max.
-        (svc(restart="on-failure", restart_delay=0.5, restart_delay_max=3), False, 3, 1.0, Decision(R, 3.0, 4)),
-        (svc(restart="on-failure", restart_delay=1, restart_delay_max=30), False, 500, 1.0, Decision(R, 30.0, 501)),
+        (
+            svc(restart="on-failure", restart_delay=0.5, restart_delay_max=3),
+            False,
+            3,
+            1.0,
+            Decision(R, 3.0, 4),
+        ),
+        (
+            svc(restart="on-failure", restart_delay=1, restart_delay_max=30),
+            False,
+            500,
+            1.0,
+            Decision(R, 30.0, 501),
+        ),
         # ... and reset by a run of restart_reset_after seconds.
-        (svc(restart="on-failure", restart_delay=0.5, restart_reset_after=5), False, 3, 5.0, Decision(R, 0.5, 1)),
-        (svc(restart="on-failure", restart_delay=0.5, restart_reset_after=5), False, 3, 4.9, Decision(R, 4.0, 4)),
+        (
+            svc(restart="on-failure", restart_delay=0.5, restart_reset_after=5),
+            False,
+            3,
+            5.0,
+            Decision(R, 0.5, 1),
+        ),
+        (
+            svc(restart="on-failure", restart_delay=0.5, restart_reset_after=5),
+            False,
+            3,
+            4.9,
+            Decision(R, 4.0, 4),
+        ),
         # always: a success restarts too.
         (svc(restart="always", restart_delay=0.5), True, 0, 1.0, Decision(R, 0.5, 1)),
         # max_restarts: the limit on consecutive restarts, then failed (even after a success).
@@ -45,7 +69,13 @@ def job(**kw: Any) -> ProcessSpec:
         (svc(restart="always", max_restarts=2), True, 2, 1.0, Decision(F, 0.0, 2, gave_up=True)),
         (svc(restart="on-failure", max_restarts=0), False, 0, 1.0, Decision(F, 0.0, 0, gave_up=True)),
         # ... a long run resets the count under the limit as well.
-        (svc(restart="on-failure", max_restarts=3, restart_reset_after=5), False, 3, 9.0, Decision(R, 0.5, 1)),
+        (
+            svc(restart="on-failure", max_restarts=3, restart_reset_after=5),
+            False,
+            3,
+            9.0,
+            Decision(R, 0.5, 1),
+        ),
         # oneshots: retries, then failed; a success is done.
         (job(), True, 0, 1.0, Decision(D)),
         (job(), False, 0, 1.0, Decision(F)),

@@ -17,7 +17,7 @@ READY = "/run/trinit/ready"
 
 
 def history(fake: FakeOS) -> list[str]:
-    """"+" for each creation of the ready file, "-" for each removal of one that existed."""
+    """ "+" for each creation of the ready file, "-" for each removal of one that existed."""
     out: list[str] = []
     exists = False
     for call, _ in fake.calls:
@@ -94,7 +94,10 @@ async def test_removed_for_good_when_a_service_exits_with_no_restart_to_come(
 
 async def test_removed_while_a_service_restarts_and_created_again(autojump_clock: MockClock) -> None:
     config = Config(
-        [ProcessSpec("app", ["app"], main=True), ProcessSpec("svc", ["svc"], restart="always", restart_delay=1)],
+        [
+            ProcessSpec("app", ["app"], main=True),
+            ProcessSpec("svc", ["svc"], restart="always", restart_delay=1),
+        ],
         ready_file=READY,
     )
     fake = FakeOS({"svc": [Behaviour.exits(1, after=1), Behaviour.forever()]})

@@ -193,7 +193,9 @@ async def test_a_file_reload_sees_includes_and_errors_of_every_file(
         main.write_text('[trinit]\ninclude = ["conf.d/*.toml"]\n')
         with pytest.raises(ConfigError) as info:
             await sup.reloader.reload()
-        assert info.value.errors == [f'{tmp_path}/conf.d/web.toml: process "web": after: no process named "db"']
+        assert info.value.errors == [
+            f'{tmp_path}/conf.d/web.toml: process "web": after: no process named "db"'
+        ]
         assert list(sup.status()) == ["db", "web"]
 
 
@@ -232,7 +234,9 @@ async def test_scheduled_jobs_come_and_go_with_the_config(autojump_clock: MockCl
 
 async def test_the_reload_signal_reloads_from_the_file(autojump_clock: MockClock, tmp_path: Path) -> None:
     path = tmp_path / "trinit.toml"
-    path.write_text('[trinit]\nreload_signal = "HUP"\ncontrol_socket = false\n\n[process.db]\ncommand = ["db"]\n')
+    path.write_text(
+        '[trinit]\nreload_signal = "HUP"\ncontrol_socket = false\n\n[process.db]\ncommand = ["db"]\n'
+    )
     config = load_config(path)
     async with running(config, options=RuntimeOptions()) as (sup, fake, log):
         sup.reloader.source = lambda: load_config(path)

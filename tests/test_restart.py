@@ -20,7 +20,6 @@ from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, run_supervisor
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 
 
-
 def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 

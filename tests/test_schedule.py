@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from trinit import Config, ConfigError, ProcessSpec
+from trinit.config.cron import Cron, ZoneError, cron, show_time, zone_from_environ
 from trinit.config.load import config_from_mapping
 from trinit.config.plan import make_plan
 from trinit.config.render import render_plan
-from trinit.config.schedule import Cron, ZoneError, cron, next_on_grid, show_time, zone_from_environ
+from trinit.config.schedule import next_on_grid
 from trinit.config.values import Bad
 
 RIGA = ZoneInfo("Europe/Riga")

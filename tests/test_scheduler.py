@@ -20,7 +20,7 @@ from fakeutil import stop_at, term_after
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
-from trinit.runtime.scheduler import Trigger
+from trinit.runtime.host import Trigger
 from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, FakeWallClock, make_supervisor, run_supervisor
 

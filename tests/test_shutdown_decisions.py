@@ -16,7 +16,9 @@ from trinit.testing import Behaviour, FakeLog, FakeOS, run_supervisor
 TERM, KILL, INT = signal.SIGTERM, signal.SIGKILL, signal.SIGINT
 
 
-async def test_sigterm_before_the_main_process_started_exits_0(autojump_clock: MockClock, tmp_path: Path) -> None:
+async def test_sigterm_before_the_main_process_started_exits_0(
+    autojump_clock: MockClock, tmp_path: Path
+) -> None:
     config = Config(
         [
             ProcessSpec("db", ["db"], ready={"file": str(tmp_path / "never"), "timeout": 60}),

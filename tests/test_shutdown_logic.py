@@ -20,9 +20,6 @@ from trinit.testing import Behaviour, FakeLog, FakeOS, run_supervisor
 TERM, KILL, INT, QUIT = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGQUIT
 
 
-
-
-
 # ------------------------------------------------------------------------------ order
 
 

@@ -13,7 +13,17 @@ from trinit.runtime.state import FINAL, TRANSITIONS, IllegalTransition, State, c
 from trinit.testing import Behaviour, FakeOS, make_supervisor
 
 # SPEC §7 lists these; "stopped" (a user stopped it, SPEC §8) is added by trinit: docs/library.md.
-SPEC_STATES = ["waiting", "starting", "running", "ready", "stopping", "exited", "failed", "skipped", "stopped"]
+SPEC_STATES = [
+    "waiting",
+    "starting",
+    "running",
+    "ready",
+    "stopping",
+    "exited",
+    "failed",
+    "skipped",
+    "stopped",
+]
 
 
 def test_every_public_name_is_one_of_spec_section_7() -> None:

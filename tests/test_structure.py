@@ -39,6 +39,13 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.io.writer": "the logger writes before trio is loaded; only FdWriter.put (in trio) imports it",
     "trinit.runtime.run": "boot.main calls run_cli before trio is loaded; trio and the runtime "
     "only once the config is good",
+    # A feature's heavy modules, loaded at its one door only by a config that uses it (idle RSS).
+    "trinit.config.values": "did_you_mean: difflib only when a hint is made",
+    "trinit.config.schedule": "parse_schedule / zone_problem: config/cron (cronsim, zoneinfo, "
+    "datetime) only for a config with a cron schedule",
+    "trinit.runtime.reload": "Reloader._validate: config/diff only when a reload comes",
+    "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron) only when "
+    "a run has a scheduled job",
 }
 
 #: Calls only trinit/system/ may make (the runtime goes through an OSLayer, faked in tests).

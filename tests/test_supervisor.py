@@ -25,9 +25,6 @@ from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, LogEvent, make_supe
 TERM, KILL, INT, SEGV = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGSEGV
 
 
-
-
-
 # ================================================================================ the fake itself
 
 

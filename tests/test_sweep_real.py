@@ -85,7 +85,9 @@ def test_a_process_that_keeps_reforking_does_not_outlive_trinit(tmp_path: Path) 
             _kill_group(int(marker.read_text().split()[1]))
 
 
-def _without_proc(tmp_path: Path, *, pid1: bool, main: str, budget: float) -> subprocess.CompletedProcess[str]:
+def _without_proc(
+    tmp_path: Path, *, pid1: bool, main: str, budget: float
+) -> subprocess.CompletedProcess[str]:
     require_namespaces()
     trinit = f"exec {sys.executable} -m trinit -c {_config(tmp_path, main, budget)}"
     unshare = ["unshare", "--mount", "--propagation", "private"]

@@ -223,7 +223,9 @@ def _no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threading.Thread, "start", refuse)
 
 
-def test_without_threads_the_writer_writes_in_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_threads_the_writer_writes_in_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Under RLIMIT_NPROC no thread can start: nothing is lost and nothing raises."""
     _no_threads(monkeypatch)
     path = tmp_path / "out"
@@ -239,7 +241,9 @@ def test_without_threads_the_writer_writes_in_the_caller(tmp_path: Path, monkeyp
     assert path.read_bytes() == b"one\ntwo\n"
 
 
-async def test_without_threads_put_writes_in_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_threads_put_writes_in_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _no_threads(monkeypatch)
     path = tmp_path / "out"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)

@@ -302,8 +302,21 @@ def needs_own_socket(args: list[str], env: dict[str, str] | None) -> bool:
 
 def _config_mode(args: list[str]) -> bool:
     """Whether trinit's own options (before the command) include -c/--config."""
-    with_value = {"-c", "--config", "-t", "--stop-timeout", "-p", "--pdeathsig", "-e", "--success-exit",
-                  "-r", "--rewrite", "--shutdown-timeout", "--log-format", "--control-socket"}
+    with_value = {
+        "-c",
+        "--config",
+        "-t",
+        "--stop-timeout",
+        "-p",
+        "--pdeathsig",
+        "-e",
+        "--success-exit",
+        "-r",
+        "--rewrite",
+        "--shutdown-timeout",
+        "--log-format",
+        "--control-socket",
+    }
     i = 0
     while i < len(args):
         a = args[i]

@@ -25,7 +25,11 @@ h = harness_fixture()
 def ctl(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TRINIT, "ctl", "--socket", str(sock), *args],
-        capture_output=True, text=True, timeout=60, env=clean_env(), stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -89,7 +93,7 @@ def test_zero_config_serves_only_with_control_socket(h, tmp_path):
 
 def test_control_socket_false_turns_it_off(h, tmp_path):
     path = tmp_path / "trinit.toml"
-    path.write_text('[trinit]\ncontrol_socket = false\n' + SERVICES)
+    path.write_text("[trinit]\ncontrol_socket = false\n" + SERVICES)
     run = h.start(["-v", "-c", str(path)], env={"TRINIT_CONTROL_SOCKET": ""})
     wait_for(lambda: run.stderr().count("started: ") == 2, message="both started")
     assert "control socket" not in run.stderr()

@@ -275,7 +275,13 @@ def setuid_id() -> Iterator[Path]:
 
 
 def test_no_new_privileges_stops_a_setuid_binary(h, user, setuid_id) -> None:  # type: ignore[no-untyped-def]
-    common = {"command": [str(setuid_id), "-u"], "oneshot": True, "output": "prefix", "cwd": "/", "user": USER}
+    common = {
+        "command": [str(setuid_id), "-u"],
+        "oneshot": True,
+        "output": "prefix",
+        "cwd": "/",
+        "user": USER,
+    }
     cfg = toml_config({"plain": common, "nnp": {**common, "no_new_privileges": True}})
     run = h.run_config(cfg, net=False)
     assert run.wait(20) == 0, run.stderr()
@@ -330,7 +336,7 @@ def test_asking_for_more_than_trinit_has_is_a_config_error_before_anything_start
         "higher priority 0; use 5 or more, or give trinit CAP_SYS_NICE",
         f"{head}a\": oom_score_adj: trinit's own oom_score_adj is 100 and it lacks CAP_SYS_RESOURCE, so it "
         "cannot give a process the lower 0; use 100 or more, or give trinit CAP_SYS_RESOURCE",
-        f"{head}b\": capabilities: the process runs as root, and trinit lacks CAP_SETPCAP, which it needs to "
+        f'{head}b": capabilities: the process runs as root, and trinit lacks CAP_SETPCAP, which it needs to '
         "narrow root's capabilities to the list; set user to a non-root user, or give trinit CAP_SETPCAP",
     ]
     assert not marker.exists()

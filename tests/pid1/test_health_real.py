@@ -44,7 +44,9 @@ def events(run: Any, event: str | None = None, process: str | None = None) -> li
     return out
 
 
-def wait_event(run: Any, event: str, process: str | None = None, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+def wait_event(
+    run: Any, event: str, process: str | None = None, count: int = 1, timeout: float = 15
+) -> list[dict[str, Any]]:
     def seen() -> list[dict[str, Any]] | None:
         if not run.running():
             pytest.fail(f"trinit exited ({run.proc.returncode}) before {count} x {event}:\n{run.stderr()}")
@@ -65,11 +67,15 @@ def config(tmp_path: Path, processes: dict[str, dict[str, Any]], **trinit: Any) 
 
 def ctl(run: Any, *args: str) -> subprocess.CompletedProcess[str]:
     sock = run.stderr_path.parent / "ctl.sock"
-    return subprocess.run([TRINIT, "ctl", "--socket", str(sock), *args], capture_output=True, text=True, timeout=15)
+    return subprocess.run(
+        [TRINIT, "ctl", "--socket", str(sock), *args], capture_output=True, text=True, timeout=15
+    )
 
 
 def probe(tmp_path: Path, what: str) -> int:
-    return subprocess.run([TRINIT, "probe", what, "--socket", str(tmp_path / "ctl.sock")], timeout=15).returncode
+    return subprocess.run(
+        [TRINIT, "probe", what, "--socket", str(tmp_path / "ctl.sock")], timeout=15
+    ).returncode
 
 
 def status(run: Any, name: str) -> dict[str, Any]:
@@ -162,7 +168,12 @@ def test_fail_applies_on_failure(h, tmp_path: Path) -> None:  # type: ignore[no-
             "svc": {
                 "command": ["sleep", "60"],
                 "restart": "always",
-                "health": {"exec": ["test", "-e", str(flag)], "interval": "0.1s", "failures": 1, "action": "fail"},
+                "health": {
+                    "exec": ["test", "-e", str(flag)],
+                    "interval": "0.1s",
+                    "failures": 1,
+                    "action": "fail",
+                },
             },
             "app": {"command": ["sleep", "60"], "main": True},
         },
@@ -185,8 +196,13 @@ def test_a_hung_probe_blocks_nothing_beyond_attempt_timeout(h, tmp_path: Path) -
             "hung": {
                 "command": child("http_health", 8081, -1, log),
                 "ready": {"tcp": "127.0.0.1:8081"},
-                "health": {"http": "http://127.0.0.1:8081/", "interval": "0.5s", "attempt_timeout": "0.3s",
-                           "failures": 2, "action": "unready"},
+                "health": {
+                    "http": "http://127.0.0.1:8081/",
+                    "interval": "0.5s",
+                    "attempt_timeout": "0.3s",
+                    "failures": 2,
+                    "action": "unready",
+                },
             },
             "app": {"command": ["sleep", "60"], "main": True, "stop_signal": "KILL"},
         },
@@ -226,13 +242,20 @@ def test_notify_from_a_real_client_and_fd_from_a_shell_gate_their_dependents(h, 
                 "shell": True,
                 "ready": {"fd": 3, "timeout": 10},
             },
-            "app": {"command": f"date +%s.%N > {marks}.app; exec sleep 60", "shell": True, "main": True,
-                    "after": ["note", "fd3"]},
+            "app": {
+                "command": f"date +%s.%N > {marks}.app; exec sleep 60",
+                "shell": True,
+                "main": True,
+                "after": ["note", "fd3"],
+            },
         },
     )
     run = h.run_config(toml, net=False)
     wait_trinit(run)
-    wait_for(lambda: Path(f"{marks}.app").exists() and Path(f"{marks}.app").read_text().strip(), message="app to start")
+    wait_for(
+        lambda: Path(f"{marks}.app").exists() and Path(f"{marks}.app").read_text().strip(),
+        message="app to start",
+    )
     note, fd, app = (float(Path(f"{marks}.{n}").read_text()) for n in ("note", "fd", "app"))
     assert app > note and app > fd
     obj = status(run, "note")
@@ -241,7 +264,9 @@ def test_notify_from_a_real_client_and_fd_from_a_shell_gate_their_dependents(h, 
     run.wait()
 
 
-def test_another_process_cannot_speak_for_it_and_the_watchdog_restarts_a_silent_one(h, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_another_process_cannot_speak_for_it_and_the_watchdog_restarts_a_silent_one(
+    h, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "svc"
     folder.mkdir()
     toml = config(
@@ -292,13 +317,20 @@ def pgdata() -> Any:
             pytest.fail("PostgreSQL is not installed: .ci/health-setup installs it")
         pytest.skip("PostgreSQL is not installed (.ci/health-setup installs it)")
     initdb = found[-1]
-    folder = Path(subprocess.run(["mktemp", "-d", "/tmp/trinit-pg.XXXXXX"], capture_output=True, text=True,
-                                 check=True).stdout.strip())
+    folder = Path(
+        subprocess.run(
+            ["mktemp", "-d", "/tmp/trinit-pg.XXXXXX"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     try:
         os.chmod(folder, 0o755)
         shutil.chown(folder, "postgres", "postgres")
-        subprocess.run(["runuser", "-u", "postgres", "--", str(initdb), "-D", str(folder / "data"), "-A", "trust"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(initdb), "-D", str(folder / "data"), "-A", "trust"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -309,16 +341,29 @@ def test_postgresql_ready_by_its_own_sd_notify_gates_its_dependent(h, tmp_path: 
         tmp_path,
         {
             "db": {
-                "command": [str(sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))[-1]), "-D", str(pgdata / "data"), "-k", str(pgdata),
-                            "-c", "listen_addresses="],
+                "command": [
+                    str(sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))[-1]),
+                    "-D",
+                    str(pgdata / "data"),
+                    "-k",
+                    str(pgdata),
+                    "-c",
+                    "listen_addresses=",
+                ],
                 "user": "postgres",
                 "cwd": str(pgdata),
                 "ready": {"notify": True, "timeout": 60},
                 "stop_signal": "INT",
             },
             # Runs once db said READY=1: its first connection must work (no retries).
-            "query": {"command": ["psql", "-h", str(pgdata), "-U", "postgres", "-tAc", "select 40 + 2"],
-                      "user": "postgres", "cwd": str(pgdata), "oneshot": True, "after": ["db"], "output": "prefix"},
+            "query": {
+                "command": ["psql", "-h", str(pgdata), "-U", "postgres", "-tAc", "select 40 + 2"],
+                "user": "postgres",
+                "cwd": str(pgdata),
+                "oneshot": True,
+                "after": ["db"],
+                "output": "prefix",
+            },
         },
     )
     run = h.run_config(toml, net=False)
@@ -339,8 +384,13 @@ def test_waiting_for_a_notification_costs_no_wakeup(h, tmp_path: Path) -> None: 
 
     toml = config(
         tmp_path,
-        {f"quiet{i}": {"command": [PY, "-c", "import time; time.sleep(60)"],
-                       "ready": {"notify": True, "timeout": "1h"}} for i in range(10)}
+        {
+            f"quiet{i}": {
+                "command": [PY, "-c", "import time; time.sleep(60)"],
+                "ready": {"notify": True, "timeout": "1h"},
+            }
+            for i in range(10)
+        },
     )
     run = h.run_config(toml, net=False)
     pid = wait_trinit(run)
@@ -376,10 +426,17 @@ def test_the_sdnotify_package_makes_a_python_app_ready_and_feeds_its_watchdog(h,
     toml = config(
         tmp_path,
         {
-            "api": {"command": [PY, "-c", SDNOTIFY_APP, str(ready_at)], "ready": {"notify": True, "timeout": 10},
-                    "watchdog": "1s"},
-            "app": {"command": f"date +%s.%N > {app_at}; exec sleep 60", "shell": True, "main": True,
-                    "after": ["api"]},
+            "api": {
+                "command": [PY, "-c", SDNOTIFY_APP, str(ready_at)],
+                "ready": {"notify": True, "timeout": 10},
+                "watchdog": "1s",
+            },
+            "app": {
+                "command": f"date +%s.%N > {app_at}; exec sleep 60",
+                "shell": True,
+                "main": True,
+                "after": ["api"],
+            },
         },
     )
     run = h.run_config(toml, net=False)

@@ -661,7 +661,10 @@ while True:
 @pytest.mark.parametrize("how", ["signal_group", "-g"])
 def test_group_stop_waits_for_the_workers_before_the_dependency(h, ev, how) -> None:  # type: ignore[no-untyped-def]
     """Issue 10 defect 10: redis stays up until the app's workers have drained."""
-    app: dict[str, object] = {"command": [PY, "-c", PREFORK, str(ev.path), "app"], "after": {"redis": "started"}}
+    app: dict[str, object] = {
+        "command": [PY, "-c", PREFORK, str(ev.path), "app"],
+        "after": {"redis": "started"},
+    }
     if how == "signal_group":
         app["signal_group"] = True
     else:

@@ -106,7 +106,11 @@ def test_a_reload_adds_a_process_that_depends_on_a_running_one(s: Setup, ev: Eve
     assert (dry.returncode, dry.stdout) == (0, "start    web  (new)\nunchanged: db, worker\n")
     assert "web" not in status(s.sock)
     done = ctl(s.sock, "reload")
-    assert (done.returncode, done.stdout, done.stderr) == (0, "start    web  (new)\nunchanged: db, worker\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        "start    web  (new)\nunchanged: db, worker\n",
+        "",
+    )
     s.up("web")
     now = pids(s.sock)
     assert {k: now[k] for k in before} == before
@@ -132,7 +136,9 @@ def test_removing_a_dependency_is_refused_until_its_dependents_go_too(s: Setup, 
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr == f'trinit ctl: {s.path}: process "web": after: no process named "db"\n'
     assert pids(s.sock) == before
-    assert wait_log(run, r"error: reload refused: the new config was not applied \(1 error\); nothing changed")
+    assert wait_log(
+        run, r"error: reload refused: the new config was not applied \(1 error\); nothing changed"
+    )
     # Removed together with everything that depends on it: stopped dependents first.
     s.write({"keep": full["keep"]})
     done = ctl(s.sock, "reload")
@@ -182,7 +188,9 @@ def test_main_and_fixed_keys_are_refused_whole(s: Setup, ev: Events) -> None:
     run = s.start(base)
     s.up("app", "db")
     before = pids(s.sock)
-    s.write({"app": {**base["app"], "command": ["sleep", "1000"]}, "db": base["db"], "new": {"command": ["true"]}})
+    s.write(
+        {"app": {**base["app"], "command": ["sleep", "1000"]}, "db": base["db"], "new": {"command": ["true"]}}
+    )
     done = ctl(s.sock, "reload")
     assert done.returncode == 1
     assert done.stderr == (
@@ -200,7 +208,11 @@ def test_main_and_fixed_keys_are_refused_whole(s: Setup, ev: Events) -> None:
 
 
 def test_sighup_reloads_with_reload_signal_and_is_forwarded_without(s: Setup, ev: Events) -> None:
-    app = {"command": ev.kid("app", "on=TERM:exit", "on=HUP:ignore", "out=up", "forever"), "main": True, "ready": UP}
+    app = {
+        "command": ev.kid("app", "on=TERM:exit", "on=HUP:ignore", "out=up", "forever"),
+        "main": True,
+        "ready": UP,
+    }
     run = s.start({"app": app}, reload_signal="HUP")
     s.up("app")
     s.write({"app": app, "web": {"command": ["sleep", "infinity"]}}, reload_signal="HUP")
@@ -225,7 +237,11 @@ def test_sighup_reloads_with_reload_signal_and_is_forwarded_without(s: Setup, ev
 
 
 def test_reload_is_refused_during_a_reload_and_during_the_shutdown(s: Setup, ev: Events) -> None:
-    slow = {"command": ev.kid("slow", "on=TERM:slow:1.5", "out=up", "forever"), "ready": UP, "stop_timeout": 10}
+    slow = {
+        "command": ev.kid("slow", "on=TERM:slow:1.5", "out=up", "forever"),
+        "ready": UP,
+        "stop_timeout": 10,
+    }
     run = s.start({"slow": slow, "keep": {"command": ["sleep", "infinity"]}})
     s.up("slow", "keep")
     s.write({"keep": {"command": ["sleep", "infinity"]}})
@@ -276,7 +292,9 @@ def test_a_hundred_reloads_leak_no_fd_task_or_process(s: Setup) -> None:
         done = ctl(s.sock, "reload")
         assert done.returncode == 0, done.stderr + run.stderr()
     s.up("db", "web")
-    wait_for(lambda: count(pid) == before, message=lambda: f"{count(pid)} == {before} (fds, tasks, processes)")
+    wait_for(
+        lambda: count(pid) == before, message=lambda: f"{count(pid)} == {before} (fds, tasks, processes)"
+    )
     assert "internal error" not in run.stderr()
     assert run.stderr().count("reload done") == 102
     stop(run)

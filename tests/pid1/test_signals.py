@@ -206,7 +206,9 @@ def test_process_group_gets_one_stop_signal_not_a_second_from_the_sweep(h, as_pi
     """Issue 10 defect 4: with -g a grandchild got SIGTERM twice ~1 ms apart (the group signal,
     then the final sweep); an app that takes a second SIGTERM as "quit now" loses its flush.
     The grandchild here records every SIGTERM and ignores it: it must see exactly one."""
-    run, rec = start_main(h, "-g", "--shutdown-timeout", "1.5", pid1=as_pid1, main_options=["--child", "ignore"])
+    run, rec = start_main(
+        h, "-g", "--shutdown-timeout", "1.5", pid1=as_pid1, main_options=["--child", "ignore"]
+    )
     grandchild = Recorder(h.tmp, "main.child")
     assert grandchild.info()["pgid"] == rec.info()["pgid"]
     run.send(S.SIGTERM)
@@ -308,7 +310,9 @@ def test_pdeathsig_kill_ends_trinit_with_its_parent(h, tmp_path):
         wait_for(lambda: signal.SIGTERM in sig_mask(read_status(trinit_pid).get("SigCgt", "0")) or None)
         parent.kill()
         parent.wait(5)
-        wait_for(lambda: state(trinit_pid) in ("", "Z", "X"), timeout=5, message="trinit to die with its parent")
+        wait_for(
+            lambda: state(trinit_pid) in ("", "Z", "X"), timeout=5, message="trinit to die with its parent"
+        )
     finally:
         for pid in pids_with(marker):  # not PID 1: a SIGKILLed trinit leaves its children (a known limit)
             os.kill(pid, signal.SIGKILL)

@@ -28,12 +28,13 @@ def load_for_cli(opts: Options) -> Config:
 
     Raises ConfigError for a bad file.
     """
-    from ..config.load import load_config
     from ..config.model import Config, ProcessSpec
 
-    if opts.config is None:
+    if opts.config is None:  # zero-config loads no file: neither tomllib nor the loader is imported
         config = Config(processes=[ProcessSpec(name="main", command=list(opts.command), main=True)])
     else:
+        from ..config.load import load_config
+
         config = load_config(opts.config)
     return apply_cli(config, opts)
 
@@ -47,10 +48,11 @@ def apply_cli(config: Config, opts: Options) -> Config:
     """
     import attrs
 
-    from ..config.load import with_main_command
     from ..config.model import Config, ProcessSpec
 
     if opts.config is not None and opts.command:
+        from ..config.load import with_main_command
+
         config = with_main_command(config, opts.command)
     processes = config.processes
     main_spec = config.main_process()

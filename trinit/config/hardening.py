@@ -104,7 +104,9 @@ def _amount(value: object) -> int | None:
     if value is None or value == "unlimited":
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_LIMIT:
-        raise Bad(f'must be a number from 0 to {_MAX_LIMIT}, "unlimited", or [soft, hard] (got {show(value)})')
+        raise Bad(
+            f'must be a number from 0 to {_MAX_LIMIT}, "unlimited", or [soft, hard] (got {show(value)})'
+        )
     return value
 
 
@@ -130,7 +132,9 @@ def rlimits(value: object, problems: Problems) -> tuple[Limit, ...] | None:
     elif isinstance(value, (list, tuple)) and all(isinstance(i, tuple) and len(i) == 3 for i in value):
         items = [(name, (soft, hard)) for name, soft, hard in value]
     else:
-        problems.add("rlimits", f"must be a table like {{ nofile = 65536, nproc = [512, 1024] }} (got {show(value)})")
+        problems.add(
+            "rlimits", f"must be a table like {{ nofile = 65536, nproc = [512, 1024] }} (got {show(value)})"
+        )
         return None
     before = len(problems.errors)
     out: list[Limit] = []
@@ -150,7 +154,9 @@ def rlimits(value: object, problems: Problems) -> tuple[Limit, ...] | None:
 def capabilities(value: object, problems: Problems) -> tuple[str, ...] | None:
     """Names with or without ``CAP_``, in any case; normalized without it, in upper case."""
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
-        problems.add("capabilities", f'must be an array of names like ["NET_BIND_SERVICE"] (got {show(value)})')
+        problems.add(
+            "capabilities", f'must be an array of names like ["NET_BIND_SERVICE"] (got {show(value)})'
+        )
         return None
     before = len(problems.errors)
     out: list[str] = []

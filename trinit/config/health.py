@@ -102,7 +102,9 @@ def _table(value: object, problems: Problems) -> HealthSpec | None:
 def health_rules(given: Mapping[str, Any], values: dict[str, Any], problems: Problems) -> None:
     """Parse ``health`` and ``watchdog`` into ``values``, and check they fit the process."""
     health = _table(given["health"], problems) if "health" in given else None
-    watchdog = problems.parse("watchdog", given["watchdog"], positive_duration) if "watchdog" in given else None
+    watchdog = (
+        problems.parse("watchdog", given["watchdog"], positive_duration) if "watchdog" in given else None
+    )
     if watchdog is INVALID:
         watchdog = None
     if health is not None:
@@ -112,13 +114,16 @@ def health_rules(given: Mapping[str, Any], values: dict[str, Any], problems: Pro
     if values.get("oneshot") is True:
         for key in ("health", "watchdog"):
             if key in given:
-                problems.add(key, "not allowed on a oneshot: it runs to completion (health checks watch "
-                             "long-running processes)")
+                problems.add(
+                    key,
+                    "not allowed on a oneshot: it runs to completion (health checks watch "
+                    "long-running processes)",
+                )
         return
     if health is not None and health.action == "restart" and values.get("main") is True:
         problems.add(
             "health.action",
-            'not allowed on the main process: its exit ends trinit, so it is never restarted; '
+            "not allowed on the main process: its exit ends trinit, so it is never restarted; "
             'use "fail" (the default on main) or "unready"',
         )
     if health is not None and health.probe is None and "watchdog" not in given:

@@ -24,7 +24,7 @@ from .files import MAX_CONFIG_BYTES, include_patterns, included_files, parse_tom
 from .graph import check_graph
 from .hooks import HOOKS
 from .model import Config, ProcessSpec
-from .schedule import ZoneError, zone_from_environ
+from .schedule import zone_problem
 from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_after
 from .values import Problems, did_you_mean, place, show
 
@@ -123,15 +123,16 @@ def config_from_mapping(
                     f'{place(shown)}: an included file holds [process.NAME] tables only (found "{key}"); '
                     f"put [{key}] in {place(source) or 'the config file'}"
                 )
-        _read_processes(document.get("process", {}), shown, os.path.dirname(path), env, drafts, origin, errors)
+        _read_processes(
+            document.get("process", {}), shown, os.path.dirname(path), env, drafts, origin, errors
+        )
 
     errors += check_graph(drafts, source=source)
     cron_jobs = [d for d in drafts if d.values.get("schedule") is not None]
     if cron_jobs:  # cron times are read in the zone of TZ (SPEC §11): it must be one
-        try:
-            zone_from_environ(env)
-        except ZoneError as exc:
-            errors += [f"{place(d.source or source, d.name)}: schedule: {exc}" for d in cron_jobs]
+        problem = zone_problem(env)
+        if problem is not None:
+            errors += [f"{place(d.source or source, d.name)}: schedule: {problem}" for d in cron_jobs]
     if errors:
         # Each process's problems together, in file order; file-wide ones first.
         raise ConfigError(sorted(errors, key=_by_process(source, drafts)))

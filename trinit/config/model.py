@@ -16,7 +16,7 @@ trusted path, so keyword arguments and a file get the same rules and the same me
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,7 +26,7 @@ from .graph import check_graph
 from .hardening import Hardening, Limit
 from .health import HealthSpec
 from .probes import ReadySpec
-from .schedule import Cron, Overlap
+from .schedule import Overlap
 from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
 from .values import (
     Condition,
@@ -40,6 +40,9 @@ from .values import (
     is_id,
     show,
 )
+
+if TYPE_CHECKING:
+    from .cron import Cron
 
 # Re-exported: the runtime and the OS layer import these names from here.
 __all__ = ["Condition", "Config", "LogFormat", "OutputMode", "ProbeKind", "ProcessSpec", "ReadySpec", "is_id"]
@@ -293,7 +296,9 @@ class Config:
     ) -> Config:
         """Build from what the loader already validated, graph included (no second validation)."""
         config = cls.__new__(cls)
-        config.__attrs_init__(processes=tuple(processes), source=source, _origins=dict(origins or {}), **settings)
+        config.__attrs_init__(
+            processes=tuple(processes), source=source, _origins=dict(origins or {}), **settings
+        )
         return config
 
     @property

@@ -102,15 +102,15 @@ def stop_weight(spec: ProcessSpec) -> float:
         return (spec.timeout or 0.0) + len(spec.pre_start) * spec.hook_timeout + post
     pre = spec.hook_timeout if spec.pre_stop is not None else 0.0
     return pre + spec.stop_delay + spec.stop_timeout + post
+
+
 def restart_followers(specs: Sequence[ProcessSpec], order: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Who restarts with whom: for each process, its dependents along ``restart = true`` edges,
     transitively (along those edges only), in ``order``."""
     led = dependents({s.name: s.restarts_with for s in specs})
     rank = {n: i for i, n in enumerate(order)}
     return {
-        name: tuple(sorted(closure(led[name], led), key=rank.__getitem__))
-        for name in order
-        if led.get(name)
+        name: tuple(sorted(closure(led[name], led), key=rank.__getitem__)) for name in order if led.get(name)
     }
 
 

@@ -206,8 +206,10 @@ def exec_probe(value: object) -> ExecProbe:
 
 def notify_probe(value: object) -> NotifyProbe:
     if value is not True:
-        raise Bad(f"must be true, to wait for READY=1 on $NOTIFY_SOCKET (got {show(value)}); "
-                  "remove ready to count the process ready as soon as it runs")
+        raise Bad(
+            f"must be true, to wait for READY=1 on $NOTIFY_SOCKET (got {show(value)}); "
+            "remove ready to count the process ready as soon as it runs"
+        )
     return NotifyProbe()
 
 
@@ -276,7 +278,9 @@ def ready_values(kind: object, target: object, timing: dict[str, Any], problems:
     for key, raw in timing.items():
         values[key] = problems.parse(f"ready.{key}", raw, positive_duration)
         if kind in ANNOUNCED and key != "timeout":
-            problems.add(f"ready.{key}", f"not used with {kind}: trinit waits for the process to say it is ready")
+            problems.add(
+                f"ready.{key}", f"not used with {kind}: trinit waits for the process to say it is ready"
+            )
     return values
 
 

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, tzinfo
 
 from ..boot.parse import signal_name
+from .cron import ZoneError, show_time, zone_from_environ
 from .hardening import summary
 from .health import health_action
 from .model import ProcessSpec
 from .plan import Plan
-from .schedule import ZoneError, next_on_grid, show_time, zone_from_environ
+from .schedule import next_on_grid
 
 _WAIT = {"started": "has started", "ready": "is ready", "completed": "has completed"}
 
@@ -170,7 +171,10 @@ def render_plan(plan: Plan, *, now: float | None = None, environ: Mapping[str, s
                 lines.append(f"  {step:<3} {name:<{width}}  {_stop_how(spec)}")
 
     if plan.restart_followers:
-        lines += ["", "Restart groups (a restart of the first restarts the others: they stop first, in reverse):"]
+        lines += [
+            "",
+            "Restart groups (a restart of the first restarts the others: they stop first, in reverse):",
+        ]
         lead = max(len(n) for n in plan.restart_followers)
         for name, followers in plan.restart_followers.items():
             lines.append(f"  {name:<{lead}}  -> {', '.join(followers)}")

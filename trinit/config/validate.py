@@ -25,7 +25,7 @@ from .hooks import DEFAULTS as HOOK_DEFAULTS
 from .hooks import hook_rules
 from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
-from .schedule import cron, schedule_rules
+from .schedule import parse_schedule, schedule_rules
 from .values import (
     INVALID,
     Problems,
@@ -189,7 +189,7 @@ _SIMPLE: dict[str, Any] = {
     "user": user_or_group,
     "group": user_or_group,
     "output": one_of("inherit", "prefix", "null"),
-    "schedule": cron,
+    "schedule": parse_schedule,
     "every": positive_duration,
     "jitter": duration,
     "overlap": one_of("skip", "queue"),

@@ -8,7 +8,6 @@ Bool is a subclass of int in Python, so every numeric parser rejects bools first
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 import sys
@@ -57,6 +56,9 @@ def place(source: str | None, name: str | None = None) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A hint for a misspelt key or name; difflib (~0.2 MB) is loaded only when one is made."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
@@ -153,7 +155,9 @@ def socket_path(value: object) -> str | None:
         raise Bad(f"must be a path, true or false (got {show(value)})")
     path = text(value)
     if len(path.encode("utf-8", "surrogateescape")) > _MAX_SOCKET_PATH:
-        raise Bad(f"is longer than {_MAX_SOCKET_PATH} bytes, the limit of a unix socket address; use a shorter path")
+        raise Bad(
+            f"is longer than {_MAX_SOCKET_PATH} bytes, the limit of a unix socket address; use a shorter path"
+        )
     return path
 
 

@@ -189,7 +189,12 @@ class Logger:
 
     @staticmethod
     def _event(
-        level: Level, event: str, message: str, process: str | None, pid: int | None, fields: dict[str, object]
+        level: Level,
+        event: str,
+        message: str,
+        process: str | None,
+        pid: int | None,
+        fields: dict[str, object],
     ) -> dict[str, object]:
         obj: dict[str, object] = {
             "ts": rfc3339_utc(),
@@ -214,7 +219,9 @@ class Logger:
     ) -> bytes:
         if self.log_format == "json":
             obj = self._event(level, event, message, process, pid, fields)
-            text = escape_json_controls(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str))
+            text = escape_json_controls(
+                json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+            )
         else:
             # A process name or command may hold "\n" or a terminal escape: one event, one line.
             text = escape_controls(f"trinit: {_TEXT_TAG[level]}{who(process, pid)}{message}")

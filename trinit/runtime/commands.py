@@ -129,7 +129,9 @@ async def _wait(rt: Runtime, request: Mapping[str, Any]) -> Reply:
     if goal not in ("ready", "exited", "completed"):
         raise bad('"for" must be "ready", "exited" or "completed"')
     timeout = request.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+    ):
         raise bad('"timeout" must be a number of seconds, 0 or more, or null')
     await steer.wait_for(rt, _names(request), goal, None if timeout is None else float(timeout))
     return {"ok": True}
@@ -182,7 +184,7 @@ async def answer(rt: Runtime, request: object) -> Reply:
     """The reply to one request: ``{"ok": true, ...}`` or ``{"ok": false, "error", "code"}``."""
     try:
         if not isinstance(request, dict):
-            raise bad("a request is a JSON object, like {\"cmd\": \"status\"}")
+            raise bad('a request is a JSON object, like {"cmd": "status"}')
         version = request.get("v", PROTOCOL)
         if version != PROTOCOL:
             raise bad(f"this trinit speaks protocol version {PROTOCOL}, not {version!r}")

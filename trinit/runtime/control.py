@@ -133,7 +133,9 @@ class ControlServer:
         if self._clients > MAX_CLIENTS:
             refusal = _error("busy", f"more than {MAX_CLIENTS} clients at once; try again")
         elif (uid := peer_uid(conn)) not in (0, self._uid):
-            refusal = _error("denied", f"permission denied: uid {uid} is neither trinit's ({self._uid}) nor root")
+            refusal = _error(
+                "denied", f"permission denied: uid {uid} is neither trinit's ({self._uid}) nor root"
+            )
         if refusal is not None:
             # Read the request first, so the client is not cut off while it still sends.
             if await self._read_line(stream, buffer) is not None:
@@ -158,7 +160,9 @@ class ControlServer:
         with trio.move_on_after(IDLE_TIMEOUT):
             while (end := buffer.find(b"\n")) < 0:
                 if len(buffer) > MAX_LINE:
-                    await self._send(stream, _error("bad_request", f"a request line is at most {MAX_LINE} bytes"))
+                    await self._send(
+                        stream, _error("bad_request", f"a request line is at most {MAX_LINE} bytes")
+                    )
                     raise _TooLong
                 data = await stream.receive_some(MAX_LINE)
                 if not data:

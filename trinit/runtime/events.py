@@ -94,8 +94,14 @@ class EventStream:
         if len(self._queue) >= QUEUE_SIZE:
             message = f"this follower fell {QUEUE_SIZE} events behind; its stream ends here (follow again)"
             self._queue.append(
-                {"ts": rfc3339_utc(), "level": "error", "event": "overflow", "process": None, "pid": None,
-                 "message": message}
+                {
+                    "ts": rfc3339_utc(),
+                    "level": "error",
+                    "event": "overflow",
+                    "process": None,
+                    "pid": None,
+                    "message": message,
+                }
             )
             self.end()
             return

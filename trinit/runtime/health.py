@@ -96,7 +96,9 @@ class HealthWatch:
                 reason = f"{failed} health checks in a row failed ({describe(health)})"
                 await self._unhealthy(runner, handle, reason)
 
-    async def _watchdog(self, runner: Runner, handle: ProcessHandle, notifier: Notifier, period: float) -> None:
+    async def _watchdog(
+        self, runner: Runner, handle: ProcessHandle, notifier: Notifier, period: float
+    ) -> None:
         while True:
             await notifier.watchdog(period)
             await self._unhealthy(runner, handle, f"sent no WATCHDOG=1 for {period:g} s (watchdog)")

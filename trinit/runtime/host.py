@@ -1,8 +1,10 @@
-"""What a :class:`~trinit.runtime.runner.Runner` needs from the runtime: the seam that lets
-runners be tested on fakes, and the runtime change without them."""
+"""What a :class:`~trinit.runtime.runner.Runner` (and a scheduled job) needs from the runtime: the
+seam that lets runners be tested on fakes, and the runtime change without them; what asking a
+scheduled job to run did (:class:`Trigger`, shared by the scheduler and ``steer``)."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
@@ -45,3 +47,18 @@ class RunnerHost(Protocol):
     def watch(self, runner: Runner, handle: ProcessHandle) -> Awaitable[None]:
         """Health checks and the watchdog of a ready run, until it ends (SPEC §9)."""
         ...
+
+
+class Trigger(enum.Enum):
+    """What asking a scheduled job to run now (``ctl start``) did."""
+
+    STARTED = "started"  # a run starts now
+    QUEUED = "queued"  # a run is going; this one follows it (overlap = "queue")
+    SKIPPED = "skipped"  # a run is going, and overlap = "skip"
+    WAITING = "waiting"  # its `after` does not hold yet: it runs as soon as it does
+    REFUSED = "refused"  # the shutdown began, or it was skipped for good (its `after` can never hold)
+
+
+class SchedulerHost(Protocol):
+    log: Logger
+    shutting_down: bool

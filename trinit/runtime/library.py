@@ -52,7 +52,11 @@ async def open_supervisor(
     # A config read from a file is read again by `trinit ctl reload` (sup.reload takes any config).
     source = functools.partial(load_config, config.source) if config.source else None
     rt = Runtime(
-        plan, os_layer=os_layer, log=Logger(log_format=config.log_format), options=options, reload_source=source
+        plan,
+        os_layer=os_layer,
+        log=Logger(log_format=config.log_format),
+        options=options,
+        reload_source=source,
     )
     # The handlers are installed at once inside trio: nothing to hold until then.
     prepare(os_layer, options, owns_process=False, hold_signals=False)
@@ -74,8 +78,9 @@ async def open_supervisor(
                 raise
             finally:
                 rt.request_shutdown("the open_supervisor() block was left")
-                with trio.CancelScope(shield=True), trio.move_on_after(
-                    rt.config.shutdown_timeout + _GRACE_AFTER_BUDGET
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(rt.config.shutdown_timeout + _GRACE_AFTER_BUDGET),
                 ):
                     await rt.finished.wait()
                     await trio.to_thread.run_sync(rt.log.close, 1.0)

@@ -140,7 +140,9 @@ class Notifier:
         elif key in ("MAINPID", "EXTEND_TIMEOUT_USEC"):
             self._numeric(key, value, pid)
         else:
-            self.log.debug("notify", f"ignored {escape_controls(key)}= (not used by trinit)", process=self.name)
+            self.log.debug(
+                "notify", f"ignored {escape_controls(key)}= (not used by trinit)", process=self.name
+            )
 
     def _numeric(self, key: str, value: str, pid: int) -> None:
         if not (value.isascii() and value.isdigit()) or (key == "MAINPID" and int(value) == 0):

@@ -53,7 +53,6 @@ def start_error(exc: OSError, program: str, cwd: str | None) -> tuple[ExitStatus
     return ExitStatus(spawn_errno=code), f"could not start {program!r}: {cause}"
 
 
-
 @attrs.frozen
 class ProcessStatus:
     """What ``Supervisor.status()`` reports for one process (``state`` as SPEC §7 lists)."""

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import ConfigError
-from ..config.diff import diff_configs
 from ..config.plan import make_plan
 from .cascade import relaunch, stop_follower
 from .readiness import log_watch_for
@@ -130,6 +129,9 @@ class Reloader:
                 config = await trio.to_thread.run_sync(self.source, abandon_on_cancel=True)
             where = config.source
             creds = credentials_of(config)
+            # The feature's one door: a run that is never reloaded never loads config/diff (~0.1 MB).
+            from ..config.diff import diff_configs
+
             plan = diff_configs(rt.config, config)
             if plan.refusals:
                 raise ConfigError(plan.refusals)

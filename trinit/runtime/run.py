@@ -73,7 +73,9 @@ def run(config: Config, *, handle_signals: bool = True, reap_orphans: bool = Tru
     """
     os_layer = RealOS()
     options = RuntimeOptions(handle_signals=handle_signals, reap_orphans=reap_orphans)
-    rt = Runtime(make_plan(config), os_layer=os_layer, log=Logger(log_format=config.log_format), options=options)
+    rt = Runtime(
+        make_plan(config), os_layer=os_layer, log=Logger(log_format=config.log_format), options=options
+    )
     prepare(os_layer, options, owns_process=True, hold_signals=True)
     return _run(rt, False)
 

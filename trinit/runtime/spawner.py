@@ -58,6 +58,7 @@ def check_env_files_of(config: Config, creds: Mapping[str, Credentials | None]) 
     if errors:
         raise ConfigError(errors)
 
+
 _Send = Callable[[int, int], None]
 
 #: The drain's least time, even when the budget is spent: to read what the pipes already hold.

@@ -18,7 +18,7 @@ import trio
 from .._errors import TrinitError
 from ..config.values import did_you_mean
 from . import cascade
-from .scheduler import Trigger
+from .host import Trigger
 from .state import State
 
 if TYPE_CHECKING:
@@ -117,9 +117,7 @@ async def _stop_in_order(runners: list[Runner]) -> None:
         await r.stop(hold=True)
 
 
-async def restart(
-    rt: Runtime, names: Sequence[str], *, wait: bool = False, background: bool = True
-) -> None:
+async def restart(rt: Runtime, names: Sequence[str], *, wait: bool = False, background: bool = True) -> None:
     """Stop each named process and start it again at once (a finished one starts anew).
 
     ``wait``: return once they are ready; else, with ``background``, at once.
@@ -204,4 +202,6 @@ async def wait_for(rt: Runtime, names: Sequence[str], goal: WaitFor, timeout: fl
                 raise Refused("failed", f"{r.name} will not be {what}: it is {r.state.public}")
     if scope.cancelled_caught:
         pending = [r.name for r in runners if not reached(r, goal)]
-        raise Refused("timeout", f"timed out after {timeout:g} s waiting for {', '.join(pending)} to be {goal}")
+        raise Refused(
+            "timeout", f"timed out after {timeout:g} s waiting for {', '.join(pending)} to be {goal}"
+        )

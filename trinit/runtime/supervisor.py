@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from .process import ProcessHandle
 
 
-
 @attrs.frozen
 class RuntimeOptions:
     """Settings of a run that are not part of the config file (mostly the command line's)."""

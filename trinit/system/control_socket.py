@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     class _Sock(Protocol):
         def getsockopt(self, level: int, optname: int, buflen: int, /) -> bytes: ...
 
+
 #: struct ucred: pid, uid, gid.
 _UCRED = struct.Struct("3i")
 

@@ -159,7 +159,9 @@ def read_env_file(path: str, creds: Credentials | None = None) -> dict[str, str]
             continue
         m = _LINE.fullmatch(line)
         if m is None:
-            errors.append(f"{path}: line {number}: expected KEY=value (the line is not shown: it may hold a secret)")
+            errors.append(
+                f"{path}: line {number}: expected KEY=value (the line is not shown: it may hold a secret)"
+            )
             continue
         if m["dq"] is not None:
             value = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e[1], "\\" + e[1]), m["dq"])

@@ -165,6 +165,7 @@ class RealOS:
         umask = -1
         if hardening is not None:
             from .harden import wrap  # not at the top: the fast start never needs it
+
             path, argv, creds, umask = wrap(path, argv, creds, hardening)
         keep: tuple[int, ...] = ()
         if shim is not None:  # first, as trinit's user: then the hardening chain, then the program

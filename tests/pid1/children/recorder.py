@@ -83,10 +83,11 @@ def main() -> None:
     while True:
         got = signal.sigwaitinfo(ALL)
         os.write(fd, f"{signame(got.si_signo)} {time.monotonic_ns()}\n".encode())
-        modes: dict[int, str] = {signal.SIGTERM: opts.get("--term", "exit"), signal.SIGINT: opts.get("--int", "exit")}
-        mode = modes.get(
-            got.si_signo, "ignore"
-        )
+        modes: dict[int, str] = {
+            signal.SIGTERM: opts.get("--term", "exit"),
+            signal.SIGINT: opts.get("--int", "exit"),
+        }
+        mode = modes.get(got.si_signo, "ignore")
         if mode == "exit":
             signal.signal(got.si_signo, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {got.si_signo})
