@@ -32,6 +32,9 @@ class State(enum.Enum):
     #: Stopped on request (``trinit ctl stop``, the library's ``stop()``): stays stopped until started.
     STOPPED = "stopped"
 
+    #: By identity, in C: Enum's own hash (of the name) runs Python code at each set lookup.
+    __hash__ = object.__hash__
+
     @property
     def public(self) -> StatusName:
         return cast("StatusName", _PUBLIC.get(self, self.value))
@@ -49,6 +52,8 @@ class State(enum.Enum):
 
 class EndReason(enum.Enum):
     """Why trinit ended (or skipped) the current run, when it was not the process's own doing."""
+
+    __hash__ = object.__hash__
 
     #: The shutdown stops it.
     STOP = "stop"

@@ -184,10 +184,11 @@ class Runtime:
         self.events.state_changed(runner)
         name = runner.name
         if runner.spec.forward_signals and runner.handle is not None and not runner.handle.exited:
-            self._forwarders[name] = runner.handle.signal
-        else:
-            self._forwarders.pop(name, None)
-        self.boot.set_targets(tuple(self._forwarders.values()))
+            if self._forwarders.get(name) != runner.handle.signal:
+                self._forwarders[name] = runner.handle.signal
+                self.boot.set_targets(tuple(self._forwarders.values()))
+        elif self._forwarders.pop(name, None) is not None:
+            self.boot.set_targets(tuple(self._forwarders.values()))
         if runner.spec.phase != "run" or runner.name in self.scheduler:
             return
         if runner.final and runner.state is not State.STOPPED:  # a stopped one may be started again

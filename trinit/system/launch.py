@@ -56,13 +56,14 @@ def launch(
     None for trinit's own; ``keep``: fds the child keeps; ``ids``: (uid, gid, groups) to switch
     to; ``umask``: -1 leaves it. Raises OSError as Popen does (``filename`` is ``path``, or
     ``cwd`` when the folder is what failed)."""
-    stdin, stdout, stderr = (-1 if fd is None else fd for fd in stdio)
+    stdin, stdout, stderr = stdio
     uid, gid, groups = ids if ids is not None else (None, None, None)
     report_r, report_w = os.pipe()
     try:
         pid = _fork_exec(
-            argv, (os.fsencode(path),), True, tuple(sorted({*keep, report_w})), cwd, env,
-            stdin, -1, -1, stdout, -1, stderr, report_r, report_w,
+            argv, (os.fsencode(path),), True, tuple(sorted({*keep, report_w})) if keep else (report_w,),
+            cwd, env, -1 if stdin is None else stdin, -1, -1, -1 if stdout is None else stdout,
+            -1, -1 if stderr is None else stderr, report_r, report_w,
             True, False, 0, gid, groups, uid, umask, None, True,
         )  # fmt: skip
     finally:
