@@ -49,12 +49,17 @@ def floor_supervisor(python: str, directory: Path) -> Supervisor:
     return Supervisor("floor", [python, "-I", "-S", str(program)], config)
 
 
-def raise_pid_max(n: int) -> None:
-    """N children plus the supervisors' threads must fit in the pid space (20,000 and more)."""
-    path = Path("/proc/sys/kernel/pid_max")
+PID_MAX = Path("/proc/sys/kernel/pid_max")
+
+
+def raise_pid_max(n: int) -> int:
+    """N children plus the supervisors' threads must fit in the pid space (20,000 and more).
+    Returns the value before, to restore: pid_max is the whole machine's."""
+    before = int(PID_MAX.read_text())
     want = 2 * n + 4096
-    if int(path.read_text()) < want:
-        path.write_text(str(want))
+    if before < want:
+        PID_MAX.write_text(str(want))
+    return before
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -142,17 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.only = "trinit,supervisord"
     found = {s.name: s for s in choose_supervisors(args)}
     raise_fd_limit(max(args.processes))
-    raise_pid_max(max(args.processes))
+    pid_max = raise_pid_max(max(args.processes))
     results: list[tuple[str, Figures]] = []
-    with tempfile.TemporaryDirectory(prefix="trinit-curve-") as tmp:
-        floor = floor_supervisor(args.python, Path(tmp))
-        for n in args.processes:
-            chosen = [floor, found["trinit"]]
-            if n in args.supervisord_at and "supervisord" in found:
-                chosen.append(found["supervisord"])
-            for supervisor in chosen:
-                log(f"{supervisor.name}: {n} processes")
-                results.append((supervisor.name, measure(supervisor, n, args, Path(tmp))))
+    try:
+        with tempfile.TemporaryDirectory(prefix="trinit-curve-") as tmp:
+            floor = floor_supervisor(args.python, Path(tmp))
+            for n in args.processes:
+                chosen = [floor, found["trinit"]]
+                if n in args.supervisord_at and "supervisord" in found:
+                    chosen.append(found["supervisord"])
+                for supervisor in chosen:
+                    log(f"{supervisor.name}: {n} processes")
+                    results.append((supervisor.name, measure(supervisor, n, args, Path(tmp))))
+    finally:
+        PID_MAX.write_text(str(pid_max))
     md = args.markdown
     print(("Machine: " if md else "machine: ") + describe_machine(machine()))
     header = ["supervisor", "N", "all running s", "SIGTERM→gone s", "RSS MB", "CPU s", "idle csw"]
