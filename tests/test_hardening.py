@@ -16,7 +16,7 @@ from fakeutil import stop_at
 from trio.testing import MockClock
 
 from trinit import Config, ConfigError, ProcessSpec
-from trinit.config import hardening as config_hardening
+from trinit.config import hardening_keys
 from trinit.config.hardening import Hardening
 from trinit.config.load import config_from_mapping
 from trinit.config.plan import make_plan
@@ -59,7 +59,7 @@ def without(*caps: str) -> int:
 def own(monkeypatch: pytest.MonkeyPatch) -> dict[str, Privileges]:
     """What the config checks believe trinit has: set ``own["now"]``."""
     state = {"now": privileges()}
-    monkeypatch.setattr(config_hardening, "own_privileges", lambda: state["now"])
+    monkeypatch.setattr(hardening_keys, "own_privileges", lambda: state["now"])
     return state
 
 
@@ -317,7 +317,7 @@ def test_check_shows_the_hardening_and_warns_of_missing_helpers(
         "oom_score_adj 100; nice 3]"
     ) in text
     assert "Warnings" not in text
-    monkeypatch.setattr(config_hardening, "find_tool", lambda tool: None if tool == "setpriv" else "/x")
+    monkeypatch.setattr(hardening_keys, "find_tool", lambda tool: None if tool == "setpriv" else "/x")
     assert make_plan(config).warnings == (
         'process "web": capabilities: needs the program setpriv (from util-linux), which is not installed '
         "(looked in /usr/bin, /bin, /usr/sbin, /sbin); install util-linux, or remove capabilities; "

@@ -46,6 +46,13 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.runtime.reload": "Reloader._validate: config/diff only when a reload comes",
     "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron) only when "
     "a run has a scheduled job",
+    "trinit.config.hardening": "parse_hardening / check_privileges / tool_warnings: config/hardening_keys "
+    "(system/harden, resource) only for a process with a hardening key",
+    "trinit.runtime.notify": "NotifyHub.prepare: runtime/notifier (the sd_notify socket) only for a "
+    "process with notify readiness or a watchdog",
+    "trinit.runtime.control": "_encode / _decode: json only once a control request comes",
+    "trinit.io.log": 'Logger._format: json only for log_format = "json"',
+    "trinit.io.framing": "Framer: json's string encoder only for a process whose output is JSON lines",
 }
 
 #: Calls only trinit/system/ may make (the runtime goes through an OSLayer, faked in tests).

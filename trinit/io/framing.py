@@ -11,10 +11,6 @@ checks both against the line-by-line definition on arbitrary input).
 from __future__ import annotations
 
 import re
-
-# encode_basestring is what json.dumps(ensure_ascii=False) itself calls for a str: using it per
-# line skips building a dict and an encoder for each one, with the same escapes byte for byte.
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING
 
 from .log import rfc3339_utc
@@ -169,10 +165,19 @@ class Framer:
         self._held_size = 0
         self._prefix = (name + " | ").encode("utf-8", "backslashreplace")
         self._nl_prefix = b"\n" + self._prefix
-        # Everything of a JSON line after the timestamp and before the line's string.
-        self._json_keys = _escape_json(
-            f'","process":{encode_basestring(name)},"stream":{encode_basestring(stream)},"line":'
-        )
+        self._json_keys = ""
+        self._encode: Callable[[str], str] = str
+        if self.json:
+            # encode_basestring is what json.dumps(ensure_ascii=False) itself calls for a str: using
+            # it per line skips building a dict and an encoder for each one, with the same escapes
+            # byte for byte. Loaded here, so that text output never loads json.
+            from json.encoder import encode_basestring
+
+            self._encode = encode_basestring
+            # Everything of a JSON line after the timestamp and before the line's string.
+            self._json_keys = _escape_json(
+                f'","process":{encode_basestring(name)},"stream":{encode_basestring(stream)},"line":'
+            )
 
     def feed(self, data: bytes) -> bytes:
         """The output for the complete lines (and over-long pieces) that ``data`` ends; the rest is kept."""
@@ -239,7 +244,7 @@ class Framer:
             head_b = head.encode("utf-8", "backslashreplace") + b'"'
             return head_b + (b'"}\n' + head_b).join(plain[:-1].split(b"\n")) + b'"}\n'
         lines = block.decode("utf-8", "replace").split("\n")[:-1]
-        text = head + ("}\n" + head).join(map(encode_basestring, lines)) + "}\n"
+        text = head + ("}\n" + head).join(map(self._encode, lines)) + "}\n"
         return _escape_json(text).encode("utf-8", "backslashreplace")
 
     def _piece(self, raw: bytes, ts: str) -> bytes:
@@ -252,5 +257,5 @@ class Framer:
             return b""
         if not self.json:
             return self._prefix + raw + b"\n"
-        text = '{"ts":"' + ts + self._json_keys + encode_basestring(raw.decode("utf-8", "replace")) + "}\n"
+        text = '{"ts":"' + ts + self._json_keys + self._encode(raw.decode("utf-8", "replace")) + "}\n"
         return _escape_json(text).encode("utf-8", "backslashreplace")

@@ -6,7 +6,6 @@ returned: nothing here needs trio (a config error is reported without loading it
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
@@ -218,6 +217,8 @@ class Logger:
         fields: dict[str, object],
     ) -> bytes:
         if self.log_format == "json":
+            import json  # only for log_format = "json": a text log never loads it
+
             obj = self._event(level, event, message, process, pid, fields)
             text = escape_json_controls(
                 json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)

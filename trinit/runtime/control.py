@@ -11,7 +11,6 @@ error reply and a closed connection.
 from __future__ import annotations
 
 import errno
-import json
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -45,7 +44,15 @@ class _TooLong(Exception):
 
 
 def _encode(obj: dict[str, Any]) -> bytes:
+    import json  # the JSON codec loads with the first request: an idle trinit never needs it
+
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def _decode(line: bytes) -> Any:
+    import json
+
+    return json.loads(line)
 
 
 def _error(code: str, message: str) -> bytes:
@@ -146,7 +153,7 @@ class ControlServer:
             if line is None:
                 return
             try:
-                request = json.loads(line)
+                request = _decode(line)
             except (ValueError, UnicodeDecodeError):
                 await self._send(stream, _error("bad_request", "a request is one line of JSON"))
                 return

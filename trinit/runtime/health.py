@@ -27,7 +27,7 @@ from .state import Health, State
 if TYPE_CHECKING:
     from ..config.health import HealthSpec
     from ..io.log import Logger
-    from .notify import Notifier
+    from .notifier import Notifier
     from .process import ProcessHandle
     from .runner import Runner
 
