@@ -1,4 +1,4 @@
-"""``python -m trinit``: the same as the ``trinit`` console script."""
+"""``python -m trinit``: the same as the ``trinit`` command."""
 
 from .boot.main import main
 

@@ -7,14 +7,15 @@ one line on stderr and exit 2.
 
 from __future__ import annotations
 
-import signal
-
 from ..config.defaults import CONTROL_SOCKET, LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Mapping
+else:
+    import _signal  # the C module: `signal` builds enums (and imports enum) before the main process starts
 
 USAGE = (
     "usage: trinit [OPTIONS] [--] COMMAND [ARG...]\n"
@@ -210,7 +211,7 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
                         raise UsageError(
                             f"option {name}: {_UNCATCHABLE[received]} cannot be caught, so it cannot be rewritten"
                         )
-                    if received == signal.SIGCHLD:
+                    if received == _signal.SIGCHLD:
                         raise UsageError(
                             f"option {name}: SIGCHLD tells trinit that a child exited, so it cannot be "
                             "rewritten (trinit reaps on it and never passes it on)"
@@ -258,7 +259,7 @@ def parse_args(argv: list[str], environ: Mapping[str, str]) -> Options:
     return opts
 
 
-_UNCATCHABLE = {int(signal.SIGKILL): "SIGKILL", int(signal.SIGSTOP): "SIGSTOP"}
+_UNCATCHABLE = {int(_signal.SIGKILL): "SIGKILL", int(_signal.SIGSTOP): "SIGSTOP"}
 
 _EXPECTED = {
     "config": "a file",

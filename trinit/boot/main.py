@@ -37,7 +37,7 @@ def _fail_config(errors: list[str]) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """The ``trinit`` console script and ``python -m trinit``."""
+    """The ``trinit`` command (scripts/trinit) and ``python -m trinit``."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] in (["ctl"], ["probe"]):  # a client of a running trinit: no signal held, nothing heavy
         from .ctl import main as ctl_main

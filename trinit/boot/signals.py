@@ -6,15 +6,18 @@ The handlers that act on them live in :mod:`trinit.runtime.bootstrap`.
 from __future__ import annotations
 
 import os
-import signal
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Mapping
     from types import FrameType
+else:
+    # The C module: `signal` builds enums (and imports enum, ~3.5 ms) before the main process starts.
+    import _signal
 
-_S = signal.Signals
+_S = _signal
 
 #: Passed on to the main process and to every process with ``forward_signals = true``:
 #: every catchable signal except those below (SPEC §3), as tini and dumb-init do.
@@ -40,7 +43,7 @@ FORWARDED: frozenset[int] = frozenset(
         _S.SIGPWR,
         _S.SIGSYS,
     }
-    | set(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
+    | set(range(_signal.SIGRTMIN, _signal.SIGRTMAX + 1))
 )
 #: A fault: passed on like the others only when another process sent it; one the kernel
 #: raised for trinit's own code ends trinit.
@@ -75,11 +78,11 @@ def forwards(received: int, rewrite: Mapping[int, int]) -> bool:
 def block(signals: frozenset[int] = HANDLED, *, replace: bool = True) -> None:
     """Block exactly ``signals`` (the first thing trinit does), unblocking any other inherited
     block; with ``replace=False`` add them to the mask instead."""
-    signal.pthread_sigmask(signal.SIG_SETMASK if replace else signal.SIG_BLOCK, signals)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK if replace else _signal.SIG_BLOCK, signals)
 
 
 def unblock(signals: frozenset[int] = HANDLED) -> None:
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)
 
 
 def exit_on_stop_signals(rewrite: Mapping[int, int]) -> None:
@@ -93,11 +96,13 @@ def exit_on_stop_signals(rewrite: Mapping[int, int]) -> None:
     """
     stop = frozenset(s for s in SHUTDOWN if rewrite.get(s, s) != 0)
     for signum in stop:
-        signal.signal(signum, _exit_before_start)
+        _signal.signal(signum, _exit_before_start)
     unblock(stop)
 
 
 def _exit_before_start(signum: int, frame: FrameType | None) -> None:
-    name = signal.Signals(signum).name
+    from .parse import signal_name  # a signal that ends trinit: the time it takes no longer matters
+
+    name = signal_name(signum)
     os.write(2, f"trinit: received {name} while loading the config; nothing was started\n".encode())
     os._exit(0)

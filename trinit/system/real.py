@@ -10,10 +10,8 @@ builds a RealOS (subreaper, pdeathsig) before it spawns the main process.
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]
 import errno
 import os
-import signal
 
 from ..boot.signals import INSPECTED
 from . import proc as tree
@@ -24,14 +22,16 @@ from .spawn import resolve_program
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    import signal as _signal
+    from collections.abc import Mapping, Sequence
 
     from ..config.hardening import Hardening
     from .environ import Credentials
     from .protocol import OSLayer
-
-#: signal.pthread_sigmask without its wrapper, which makes a set of enums at each call (twice a spawn).
-_sigmask: Callable[[int, Iterable[int]], set[int]] = _signal.pthread_sigmask
+else:
+    # The C module: `signal` builds enums (and imports enum, ~3.5 ms) before the main process starts,
+    # and its pthread_sigmask makes a set of enums at each call (twice a spawn).
+    import _signal
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -176,13 +176,13 @@ class RealOS:
         entries = None if env is None else launch.environment(dict(env))
         # The child inherits this thread's mask: lift the block of the inspected signals
         # (read from a signalfd, see runtime/bootstrap) for the spawn, so it starts empty.
-        held = _sigmask(signal.SIG_UNBLOCK, INSPECTED)
+        held = _signal.pthread_sigmask(_signal.SIG_UNBLOCK, INSPECTED)
         try:
             if launch.USABLE:
                 return launch.launch(path, argv, entries, cwd, stdio, keep=keep, ids=ids, umask=umask)
             return _popen(path, argv, env, cwd, stdio, keep, ids, umask)  # pragma: no cover - 3.14+
         finally:
-            _sigmask(signal.SIG_SETMASK, held)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, held)
 
     def release(self, pid: int, status: int) -> None:
         """The reaper has the status of ``pid`` (nothing to tell: subprocess never waits for it)."""
@@ -282,7 +282,7 @@ class RealOS:
         return result.si_status & 0x7F
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
-        signal.pidfd_send_signal(pidfd, sig)
+        _signal.pidfd_send_signal(pidfd, sig)
 
     def last_resort_stop(self, pid: int | None, budget: float = 5.0) -> None:
         """Outside trio, after trinit itself failed: TERM ``pid``, wait for every child (on
@@ -291,10 +291,10 @@ class RealOS:
 
         if pid is not None:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, _signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGCHLD})
         deadline = time.monotonic() + budget
         while True:
             try:
@@ -305,8 +305,8 @@ class RealOS:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            signal.sigtimedwait({signal.SIGCHLD}, left)
-        self.kill_all(signal.SIGKILL)
+            _signal.sigtimedwait({_signal.SIGCHLD}, left)
+        self.kill_all(_signal.SIGKILL)
 
     # -- the terminal -----------------------------------------------------------------------
 
@@ -328,7 +328,7 @@ def _tcsetpgrp(pgid: int) -> bool:
             return False
     except OSError:
         return False
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    old = _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTTOU})
     try:
         os.tcsetpgrp(0, pgid)
     except OSError as exc:
@@ -336,7 +336,7 @@ def _tcsetpgrp(pgid: int) -> bool:
             return False
         raise
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
     return True
 
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Mapping, Sequence
+else:
+    import _signal  # the C module: `signal` builds enums (and imports enum) before the main process starts
 
 #: Every signal a child's disposition is reset for (all that can be caught).
-_RESETTABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+_RESETTABLE = frozenset(_signal.valid_signals()) - {_signal.SIGKILL, _signal.SIGSTOP}
 
 
 def resolve_program(program: str, env: Mapping[str, str], cwd: str | None) -> str:
@@ -58,17 +60,17 @@ def fork_exec(path: str, argv: Sequence[str], env: Mapping[str, str]) -> int:
             os.close(errors_r)
             os.setpgid(0, 0)
             if os.isatty(0):
-                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                _signal.signal(_signal.SIGTTOU, _signal.SIG_IGN)
                 try:
                     os.tcsetpgrp(0, os.getpid())
                 except OSError:
                     pass
             for signum in _RESETTABLE:
                 try:
-                    signal.signal(signum, signal.SIG_DFL)
+                    _signal.signal(signum, _signal.SIG_DFL)
                 except (OSError, ValueError):
                     pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
             os.execve(path, list(argv), env)
         except OSError as exc:
             os.write(errors_w, str(exc.errno or errno.ENOEXEC).encode())
