@@ -17,51 +17,50 @@ else:
     # The C module: `signal` builds enums (and imports enum, ~3.5 ms) before the main process starts.
     import _signal
 
-_S = _signal
 
 #: Passed on to the main process and to every process with ``forward_signals = true``:
 #: every catchable signal except those below (SPEC §3), as tini and dumb-init do.
 FORWARDED: frozenset[int] = frozenset(
     {
-        _S.SIGHUP,
-        _S.SIGQUIT,
-        _S.SIGTRAP,
-        _S.SIGABRT,
-        _S.SIGUSR1,
-        _S.SIGUSR2,
-        _S.SIGPIPE,
-        _S.SIGALRM,
-        _S.SIGSTKFLT,
-        _S.SIGCONT,
-        _S.SIGURG,
-        _S.SIGXCPU,
-        _S.SIGXFSZ,
-        _S.SIGVTALRM,
-        _S.SIGPROF,
-        _S.SIGWINCH,
-        _S.SIGIO,
-        _S.SIGPWR,
-        _S.SIGSYS,
+        _signal.SIGHUP,
+        _signal.SIGQUIT,
+        _signal.SIGTRAP,
+        _signal.SIGABRT,
+        _signal.SIGUSR1,
+        _signal.SIGUSR2,
+        _signal.SIGPIPE,
+        _signal.SIGALRM,
+        _signal.SIGSTKFLT,
+        _signal.SIGCONT,
+        _signal.SIGURG,
+        _signal.SIGXCPU,
+        _signal.SIGXFSZ,
+        _signal.SIGVTALRM,
+        _signal.SIGPROF,
+        _signal.SIGWINCH,
+        _signal.SIGIO,
+        _signal.SIGPWR,
+        _signal.SIGSYS,
     }
     | set(range(_signal.SIGRTMIN, _signal.SIGRTMAX + 1))
 )
 #: A fault: passed on like the others only when another process sent it; one the kernel
 #: raised for trinit's own code ends trinit.
-FAULTS: frozenset[int] = frozenset({_S.SIGSEGV, _S.SIGBUS, _S.SIGFPE, _S.SIGILL})
+FAULTS: frozenset[int] = frozenset({_signal.SIGSEGV, _signal.SIGBUS, _signal.SIGFPE, _signal.SIGILL})
 #: Read with their sender (signalfd, never a Python handler) because trinit may raise them
 #: itself: a fault, or SIGPIPE/SIGXFSZ from one of its own writes. Kept blocked in every
 #: thread of trinit; only a spawn lifts the block for its ~1 ms, so the child's mask is empty.
-INSPECTED: frozenset[int] = FAULTS | {_S.SIGPIPE, _S.SIGXFSZ}
+INSPECTED: frozenset[int] = FAULTS | {_signal.SIGPIPE, _signal.SIGXFSZ}
 #: Begin (or, repeated, hurry) the graceful shutdown.
-SHUTDOWN: frozenset[int] = frozenset({_S.SIGTERM, _S.SIGINT})
+SHUTDOWN: frozenset[int] = frozenset({_signal.SIGTERM, _signal.SIGINT})
 #: Job control: neither forwarded nor allowed to stop trinit itself (unless ``-r`` maps them).
-SWALLOWED: frozenset[int] = frozenset({_S.SIGTSTP, _S.SIGTTIN, _S.SIGTTOU})
+SWALLOWED: frozenset[int] = frozenset({_signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU})
 #: Signals no process can catch: ``-p KILL`` gets no handler, ``-r KILL:…`` is a usage error.
-UNCATCHABLE: frozenset[int] = frozenset({_S.SIGKILL, _S.SIGSTOP})
+UNCATCHABLE: frozenset[int] = frozenset({_signal.SIGKILL, _signal.SIGSTOP})
 #: Everything trinit handles: every catchable signal. Blocked from the first instruction of
 #: the CLI until the handlers are in place, so a signal sent while trinit starts is held,
 #: never lost (the kernel drops signals to a namespace's PID 1 that still have the default action).
-HANDLED: frozenset[int] = FORWARDED | FAULTS | SHUTDOWN | SWALLOWED | {_S.SIGCHLD}
+HANDLED: frozenset[int] = FORWARDED | FAULTS | SHUTDOWN | SWALLOWED | {_signal.SIGCHLD}
 
 
 def forwards(received: int, rewrite: Mapping[int, int]) -> bool:
