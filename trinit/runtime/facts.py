@@ -63,6 +63,12 @@ class RunnerFacts:
         return self.spec.name
 
     @property
+    def plain(self) -> bool:
+        """Nothing watches its run beside the exit: no readiness, health, watchdog or timeout."""
+        spec = self.spec
+        return spec.ready is None and spec.timeout is None and spec.health is None and spec.watchdog is None
+
+    @property
     def ever_started(self) -> bool:
         return self.last_pid is not None
 

@@ -8,7 +8,6 @@ stops it. It sees the runtime only through :class:`RunnerHost`, so it is tested 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ import trio
 
 from ..config.health import health_action
 from ..system.status import ExitStatus
-from .facts import RunnerFacts
+from .parking import Parking
 from .policy import Kind, decide
 from .process import ProcessHandle, StartFailure, log_exit, log_start, start_error
 from .state import STOPS, EndReason, State, check_transition
@@ -31,7 +30,7 @@ _FAILED_BY_US = frozenset({EndReason.NOT_READY, EndReason.TIMED_OUT, EndReason.U
 
 
 @attrs.define(eq=False)
-class Runner(RunnerFacts):
+class Runner(Parking):
     """One process's life, driven by the state machine (see the module's docstring)."""
 
     def adopt(self, handle: ProcessHandle) -> None:
@@ -87,7 +86,9 @@ class Runner(RunnerFacts):
         self._end = None
         self._done = None
 
-    async def lifecycle(self, *, wait: bool = True, run: bool = True, park_in: trio.Nursery | None = None) -> bool:
+    async def lifecycle(
+        self, *, wait: bool = True, run: bool = True, park_in: trio.Nursery | None = None
+    ) -> bool:
         """Wait for its ``after``, then run it to its end under its policies; False (and final) if a stop,
         the shutdown or a dependency that can never hold came first (a scheduled job: §11, scheduler).
         ``park_in``: return once it runs with nothing to watch; its exit goes on there (:meth:`_park`)."""
@@ -113,28 +114,6 @@ class Runner(RunnerFacts):
         if not self.final and (self.handle is None or self.handle.exited):
             self.handle = None
             self._finish(State.SKIPPED if self.state is State.WAITING else State.EXITED)
-
-    def _park(self, handle: ProcessHandle) -> bool:
-        """Wait for the exit with no task at all (a task parked per process costs ~2 KB: 20 MB at
-        10,000): the exit starts :meth:`_resume` in ``resume_in``. False if that cannot be."""
-        if self.resume_in is None or handle.exited:
-            return False
-        handle.waiter.on_exit = self._exited  # a bound method: no closure (cells) per process
-        return True
-
-    def _exited(self, status: ExitStatus) -> None:
-        assert self.resume_in is not None and self.handle is not None
-        with contextlib.suppress(RuntimeError):  # the run is over (its nursery closed)
-            self.resume_in.start_soon(self._resume, self.handle, name=f"trinit {self.name}")
-
-    async def _resume(self, handle: ProcessHandle) -> None:
-        """The rest of a parked run, from the exit on: what its task would have done."""
-        status = handle.waiter.status
-        assert status is not None
-        try:
-            await self._attempts((status, await self._after_run(handle, status)))
-        finally:
-            self._settle()
 
     def _move(self, state: State) -> None:
         check_transition(self.state, state)
@@ -189,7 +168,7 @@ class Runner(RunnerFacts):
             self.host.process_failed(self, 1)
         self._finish(State.SKIPPED)
 
-    async def _attempts(self, ended: tuple[ExitStatus, float] | None = None) -> None:
+    async def _attempts(self, ended: tuple[ExitStatus | None, float] | None = None) -> None:
         spec = self.spec
         while True:
             if ended is None:
@@ -288,22 +267,42 @@ class Runner(RunnerFacts):
         handle = self._adopted  # started before the runtime: already running, whatever comes next
         self._adopted = None
         if handle is None:
-            if self._end not in STOPS:
-                self._end = None
-            self._move(State.STARTING)
+            self._starting()
             if self.spec.pre_start and not await self._pre_start():
                 return None, 0.0
-            try:
-                handle = self.host.spawn(self)
-            except OSError as exc:
-                status, message = start_error(exc, self.spec.command[0], self.spec.cwd)
-                self.last_status = status
-                code = 1 if status is None else status.exit_code
-                self.host.log.error("failed", message, process=self.name, code=code)
-                return status, 0.0
-            except StartFailure as exc:
-                self.host.log.error("failed", f"could not start: {exc}", process=self.name)
-                return None, 0.0
+            started = self._spawn()
+            if not isinstance(started, ProcessHandle):
+                return started
+            handle = started
+        if self._running(handle) and self._park(handle):
+            return None
+        if self.plain:
+            status = await handle.waiter.wait()
+        else:
+            status = await self._watch_run(handle)
+        return status, await self._after_run(handle, status)
+
+    def _starting(self) -> None:
+        if self._end not in STOPS:
+            self._end = None
+        self._move(State.STARTING)
+
+    def _spawn(self) -> ProcessHandle | tuple[ExitStatus | None, float]:
+        """Its process, or how the spawn failed (logged): (status or None, run time 0)."""
+        try:
+            return self.host.spawn(self)
+        except OSError as exc:
+            status, message = start_error(exc, self.spec.command[0], self.spec.cwd)
+            self.last_status = status
+            code = 1 if status is None else status.exit_code
+            self.host.log.error("failed", message, process=self.name, code=code)
+            return status, 0.0
+        except StartFailure as exc:
+            self.host.log.error("failed", f"could not start: {exc}", process=self.name)
+            return None, 0.0
+
+    def _running(self, handle: ProcessHandle) -> bool:
+        """It runs: log it and move on; True if nothing watches the run beside its exit."""
         log_start(self.host.log, handle, self.spec.command)
         self.handle = handle
         self.last_pid = handle.pid
@@ -311,16 +310,11 @@ class Runner(RunnerFacts):
             self.log_watch.reset()
         if self.state is State.STARTING:  # an adopted one is running already, or stopping
             self._move(State.RUNNING)
-        spec = self.spec
-        if spec.ready is None and spec.timeout is None and spec.health is None and spec.watchdog is None:
-            if self.state is State.RUNNING:  # nothing runs beside the wait: no nursery (10,000 of them)
-                self._move(State.READY)
-            if self._park(handle):
-                return None
-            status = await handle.waiter.wait()
-        else:
-            status = await self._watch_run(handle)
-        return status, await self._after_run(handle, status)
+        if not self.plain:
+            return False
+        if self.state is State.RUNNING:  # nothing runs beside the wait: no nursery (10,000 of them)
+            self._move(State.READY)
+        return True
 
     async def _watch_run(self, handle: ProcessHandle) -> ExitStatus:
         """Wait for the exit, with what watches the run beside: readiness, health, ``timeout``."""

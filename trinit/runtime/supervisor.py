@@ -26,6 +26,7 @@ from .exit_code import exit_code
 from .health import HealthWatch
 from .hooks import Hooks
 from .notify import NotifyHub
+from .parking import start_run_phase
 from .process import ProcessStatus
 from .readiness import log_watch_for, wait_ready
 from .ready_file import ReadyFile
@@ -296,9 +297,8 @@ class Runtime:
                 try:
                     async with trio.open_nursery() as procs:
                         self._procs = procs
-                        for runner in self.run_phase:
-                            if runner.name not in self.scheduler:
-                                procs.start_soon(partial(runner.lifecycle, park_in=procs), name=f"trinit {runner.name}")
+                        starts = [r for r in self.run_phase if r.name not in self.scheduler]
+                        procs.start_soon(start_run_phase, starts, procs, name="trinit start")
                         self.scheduler.start(procs)
                         if self.scheduler.jobs and not self._down:  # only scheduled jobs: all is up
                             self.ready_file.update(True)
