@@ -11,6 +11,7 @@ takes a :class:`Hardening`; ``trinit/system/harden.py`` applies it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "oom_score_adj": None,
     "nice": None,
 }
+_VALUES_OF = attrgetter(*DEFAULTS)  # a spec's, in C: each spawn asks
+_NOT_GIVEN = tuple(DEFAULTS.values())
 
 
 @attrs.frozen
@@ -50,8 +53,10 @@ class Hardening:
         """The hardening of a process (its spec, or its validated values); None without any."""
         if isinstance(spec, Mapping):
             values = {key: spec.get(key, default) for key, default in DEFAULTS.items()}
+        elif _VALUES_OF(spec) == _NOT_GIVEN:
+            return None
         else:
-            values = {key: getattr(spec, key) for key in DEFAULTS}
+            values = dict(zip(DEFAULTS, _VALUES_OF(spec), strict=True))
         if values == DEFAULTS:
             return None
         umask = values["umask"]

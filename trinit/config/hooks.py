@@ -76,6 +76,8 @@ def commands(shell: bool) -> Any:
 
 def hook_rules(given: Mapping[str, Any], values: dict[str, Any], problems: Problems) -> None:
     """Parse the hook keys into ``values``; ``hook_timeout`` needs a hook to bound."""
+    if DEFAULTS.keys().isdisjoint(given):  # most processes: their defaults are in values already
+        return
     shell = values.get("shell") is True
     parsers = {
         "pre_start": commands(shell),

@@ -195,6 +195,8 @@ _SIMPLE: dict[str, Any] = {
     "overlap": one_of("skip", "queue"),
     "run_on_start": boolean,
 }
+_SIMPLE_RANK = {key: i for i, key in enumerate(_SIMPLE)}
+_HARDENING_KEYS = frozenset(HARDENING_DEFAULTS)
 #: Keys that only fit some kinds of process; each is an error elsewhere unless it has its
 #: default value (so ``oneshot = false`` on main is fine, and ``attrs.evolve`` works).
 _NOT_ON_MAIN = {
@@ -247,10 +249,12 @@ def check_process(
         if key not in _KNOWN:
             problems.add("", f'unknown key "{key}"{did_you_mean(str(key), PROCESS_KEYS)}')
     values: dict[str, Any] = dict(DEFAULTS, name=name)
-    for key, parser in _SIMPLE.items():
-        if key in given:
-            values[key] = problems.parse(key, given[key], parser)
-    parse_hardening(given, values, problems)
+    # The given keys only (most processes give one or two), checked in _SIMPLE's order.
+    for key in sorted(_SIMPLE.keys() & given.keys(), key=_SIMPLE_RANK.__getitem__):
+        values[key] = problems.parse(key, given[key], _SIMPLE[key])
+    hardened = not _HARDENING_KEYS.isdisjoint(given)
+    if hardened:
+        parse_hardening(given, values, problems)
     if "command" not in given:
         problems.add("command", "is required: an argv array, or a string split with shell word rules")
         values["command"] = INVALID
@@ -285,7 +289,8 @@ def check_process(
     schedule_rules(given, values, problems)
     health_rules(given, values, problems)
     _identity(values, problems)
-    check_privileges(values, problems)
+    if hardened:
+        check_privileges(values, problems)
     return Draft(name, values, problems.errors)
 
 

@@ -7,6 +7,7 @@ and exits. Imported lazily by the fast start, after the main process is already 
 from __future__ import annotations
 
 import functools
+import gc
 from typing import TYPE_CHECKING
 
 import trio
@@ -58,7 +59,10 @@ def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> in
             log.error("internal_error", "the config could not be built; stopping the main process")
             os_layer.last_resort_stop(early)
         raise
-    trim_heap()  # the config's parse is garbage now: its pages go back before anything starts
+    # The config, the plan and the modules live as long as the run: the collector's full passes
+    # need not walk them again (~25 ms of start at 10,000 processes); the parse's pages go back.
+    gc.freeze()
+    trim_heap()
     # The CLI blocked every handled signal at its first instruction already.
     prepare(os_layer, options, owns_process=True, hold_signals=False)
     return _run(rt, bool(prestarted))

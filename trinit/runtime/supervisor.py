@@ -36,7 +36,7 @@ from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
 from .signal_policy import on_signal
 from .spawner import Spawner
-from .state import State
+from .state import FINAL, State
 
 if TYPE_CHECKING:
     from ..config.model import Config, ProcessSpec
@@ -182,26 +182,29 @@ class Runtime:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
-        self.events.state_changed(runner)
-        name = runner.name
-        if runner.spec.forward_signals and runner.handle is not None and not runner.handle.exited:
-            if self._forwarders.get(name) != runner.handle.signal:
-                self._forwarders[name] = runner.handle.signal
+        if self.events.followed:
+            self.events.state_changed(runner)
+        spec, handle = runner.spec, runner.handle
+        name = spec.name
+        if spec.forward_signals and handle is not None and not handle.exited:
+            if self._forwarders.get(name) != handle.signal:
+                self._forwarders[name] = handle.signal
                 self.boot.set_targets(tuple(self._forwarders.values()))
-        elif self._forwarders.pop(name, None) is not None:
+        elif name in self._forwarders:
+            del self._forwarders[name]
             self.boot.set_targets(tuple(self._forwarders.values()))
-        if runner.spec.phase != "run" or runner.name in self.scheduler:
+        if spec.phase != "run" or name in self.scheduler.jobs:
             return
-        if runner.final and runner.state is not State.STOPPED:  # a stopped one may be started again
-            self._live.discard(name)
-            self.end_if_nothing_left()
-        if runner.up:
-            self._down.discard(name)
-        else:
-            self._down.add(name)
-        if runner.gone_for_good:  # the main process exited, or a service with no restart to come
-            self.ready_file.retire()
-        self.ready_file.update(self.all_up)
+        state = runner.state
+        if state in FINAL:
+            if state is not State.STOPPED:  # a stopped one may be started again
+                self._live.discard(name)
+                self.end_if_nothing_left()
+            if runner.gone_for_good:  # the main process exited, or a service with no restart to come
+                self.ready_file.retire()
+        (self._down.discard if runner.up else self._down.add)(name)
+        if self.ready_file.path is not None:
+            self.ready_file.update(self.all_up)
 
     def end_if_nothing_left(self) -> None:
         """Without a main process, the run ends once every process has finished."""
