@@ -174,7 +174,8 @@ def _layers(
     ``order`` is ``names`` with each after what it waits for."""
     depth: dict[str, int] = {}
     for n in order:
-        depth[n] = 1 + max((depth[w] for w in waits[n] if w in depth), default=-1)
+        ahead = waits[n]  # most wait for nothing: no generator for them
+        depth[n] = 1 + max((depth[w] for w in ahead if w in depth), default=-1) if ahead else 0
     levels: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for n in names:
         levels[depth[n]].append(n)
