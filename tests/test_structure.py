@@ -43,9 +43,13 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.config.values": "did_you_mean: difflib only when a hint is made",
     "trinit.config.schedule": "parse_schedule / zone_problem: config/cron (cronsim, zoneinfo, "
     "datetime) only for a config with a cron schedule",
+    "trinit.config.validate": "check_process: config/probes and config/health only for a process "
+    "with ready, health or watchdog",
+    "trinit.runtime.supervisor": "Runtime.probe / hooks / health / reloader: runtime/readiness, hooks, "
+    "health and reload only for a process with a probe, a hook, health or a watchdog, or a reload",
     "trinit.runtime.reload": "Reloader._validate: config/diff only when a reload comes",
-    "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron) only when "
-    "a run has a scheduled job",
+    "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron, "
+    "system/wallclock) only when a run has a scheduled job",
     "trinit.config.hardening": "parse_hardening / check_privileges / tool_warnings: config/hardening_keys "
     "(system/harden, resource) only for a process with a hardening key",
     "trinit.runtime.notify": "NotifyHub.prepare: runtime/notifier (the sd_notify socket) only for a "

@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from ..system.status import ExitStatus
-from ..system.wallclock import RealWallClock
 from . import cascade, steer
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
 from .exit_code import exit_code
-from .health import HealthWatch
-from .hooks import Hooks
+from .log_watch import log_watch_for
 from .notify import NotifyHub
+from .options import RuntimeOptions
 from .parking import start_run_phase
 from .process import ProcessStatus
-from .readiness import log_watch_for, wait_ready
 from .ready_file import ReadyFile
-from .reload import Reloader
 from .runner import Runner
 from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
@@ -46,26 +42,10 @@ if TYPE_CHECKING:
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
     from ..system.wallclock import WallClock
+    from .health import HealthWatch
+    from .hooks import Hooks
     from .process import ProcessHandle
-
-
-@attrs.frozen
-class RuntimeOptions:
-    """Settings of a run that are not part of the config file (mostly the command line's)."""
-
-    #: -e: final exit codes that become 0.
-    success_exits: frozenset[int] = frozenset()
-    #: -r: a received signal is passed on as another one (0 drops it).
-    rewrite: Mapping[int, int] = attrs.field(factory=dict)
-    #: Install signal handlers (the CLI, or ``handle_signals=True``).
-    handle_signals: bool = False
-    #: Own waitpid(-1) and adopt orphans (the CLI, or ``reap_orphans=True``).
-    reap_orphans: bool = False
-    #: Extra signal treated as if sent by a user (-p).
-    pdeathsig: int | None = None
-    #: Leave the handlers installed after the run (the CLI exits right after; restoring
-    #: them would let a late SIGTERM kill trinit before it reports its exit code).
-    keep_handlers: bool = False
+    from .reload import Reloader
 
 
 class Runtime:
@@ -101,13 +81,11 @@ class Runtime:
             stderr=stderr,
         )
         self.notify_hub = self.spawner.hub = NotifyHub(os_layer, log)
-        self.health = HealthWatch(log, self.health_changed)
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
         self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
         self.shutting_down = False
         self.force = trio.Event()
-        self.hooks = Hooks(self.spawner, log, self.force)
         self.finished = trio.Event()
         self.stop_signal: int | None = None
         self._shutdown_reason: str | None = None
@@ -119,9 +97,7 @@ class Runtime:
         #: Where each process comes in the start order (several names are applied in it).
         self.start_rank = {name: i for i, name in enumerate(plan.order)}
         # Scheduled jobs run until the shutdown, and do not count toward ready_file (SPEC §11).
-        self.scheduler = Scheduler(
-            self, self.runners.values(), wall_clock or RealWallClock(), self.spawner.environ
-        )
+        self.scheduler = Scheduler(self, self.runners.values(), wall_clock, self.spawner.environ)
         self._live = {r.name for r in self.run_phase if r.name not in self.scheduler}
         self._down = set(self._live)
         self._forwarders: dict[str, Any] = {}
@@ -130,9 +106,28 @@ class Runtime:
         self._shutdown = Shutdown(self)
         self._procs: trio.Nursery | None = None
         self.control = ControlServer(self, self.config.control_socket) if self.config.control_socket else None
-        self.reloader = Reloader(self, reload_source)
+        self._reload_source = reload_source
         self.internal_error: BaseException | None = None
         self.exit_code: int | None = None
+
+    # A feature's module loads at its first use (idle RSS): hooks, health checks, reloads.
+    @cached_property
+    def hooks(self) -> Hooks:
+        from .hooks import Hooks
+
+        return Hooks(self.spawner, self.log, self.force)
+
+    @cached_property
+    def health(self) -> HealthWatch:
+        from .health import HealthWatch
+
+        return HealthWatch(self.log, self.health_changed)
+
+    @cached_property
+    def reloader(self) -> Reloader:
+        from .reload import Reloader
+
+        return Reloader(self, self._reload_source)
 
     @property
     def reaps_orphans(self) -> bool:
@@ -238,9 +233,10 @@ class Runtime:
     async def probe(self, runner: Runner, handle: ProcessHandle) -> bool:
         spec = runner.spec
         assert spec.ready is not None
-
         if spec.ready.kind in ("notify", "fd"):  # the process says so itself (SPEC §9)
             return await self.notify_hub.wait_ready(spec, spec.ready.timeout)
+        from .readiness import wait_ready  # the door: a run without probes never loads them
+
         return await wait_ready(spec.ready, run_exec=self._run_exec(spec), log_watch=runner.log_watch)
 
     async def watch(self, runner: Runner, handle: ProcessHandle) -> None:
