@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..system.status import ExitStatus
-from . import cascade, steer
+from . import cascade
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
@@ -114,19 +114,16 @@ class Runtime:
     @cached_property
     def hooks(self) -> Hooks:
         from .hooks import Hooks
-
         return Hooks(self.spawner, self.log, self.force)
 
     @cached_property
     def health(self) -> HealthWatch:
         from .health import HealthWatch
-
         return HealthWatch(self.log, self.health_changed)
 
     @cached_property
     def reloader(self) -> Reloader:
         from .reload import Reloader
-
         return Reloader(self, self._reload_source)
 
     @property
@@ -236,7 +233,6 @@ class Runtime:
         if spec.ready.kind in ("notify", "fd"):  # the process says so itself (SPEC §9)
             return await self.notify_hub.wait_ready(spec, spec.ready.timeout)
         from .readiness import wait_ready  # the door: a run without probes never loads them
-
         return await wait_ready(spec.ready, run_exec=self._run_exec(spec), log_watch=runner.log_watch)
 
     async def watch(self, runner: Runner, handle: ProcessHandle) -> None:
@@ -371,21 +367,27 @@ class Runtime:
         if self._procs is not None:
             self._procs.start_soon(fn, *args)
 
-    # The operations of the public handle (runtime/handle.py) and of trinit.testing's make_supervisor.
+    # The operations of the public handle (runtime/handle.py) and of trinit.testing's make_supervisor:
+    # runtime/steer (as ctl's commands) loads at the first one.
 
     def send_signal(self, name: str, sig: int) -> None:
+        from . import steer
         steer.send_signal(self, name, sig)
 
     async def wait_ready(self, name: str) -> None:
+        from . import steer
         await steer.wait_for(self, [name], "ready")
 
     async def start(self, name: str, *, wait: bool = False) -> None:
+        from . import steer
         await steer.start(self, [name], wait=wait)
 
     async def stop(self, name: str) -> None:
+        from . import steer
         await steer.stop(self, [name], wait=True)
 
     async def restart(self, name: str) -> None:
+        from . import steer
         await steer.restart(self, [name], background=False)
 
     async def wait(self) -> int:
