@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..system.status import ExitStatus
-from . import cascade
 from .bootstrap import Bootstrap
 from .control import ControlServer
 from .events import EventHub
@@ -248,6 +247,7 @@ class Runtime:
         return run_exec
 
     async def before_restart(self, runner: Runner) -> None:
+        from . import cascade  # the first restart loads it (its followers, SPEC §10)
         await cascade.before_restart(self, runner)
 
     # -- the run -----------------------------------------------------------------------------------
