@@ -71,6 +71,7 @@ def test_zero_config_loads_no_feature_module(tmp_path: Path) -> None:
     loaded = imported(["--", "true"], tmp_path)
     assert "trinit.runtime.supervisor" in loaded
     assert {m: why for m, why in FEATURE_MODULES.items() if m in loaded} == {}
+    assert "trinit.runtime.control" not in loaded  # no control socket unless asked for
 
 
 def test_a_feature_in_use_loads_its_modules(tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ LAZY_IMPORTS_ALLOWED = {
     "with ready, health or watchdog",
     "trinit.runtime.supervisor": "Runtime.probe / hooks / health / reloader: runtime/readiness, hooks, "
     "health and reload only for a process with a probe, a hook, health or a watchdog, or a reload; "
-    "runtime/steer with the first operation of the library handle, runtime/cascade with the first restart",
+    "runtime/steer with the first operation of the library handle, runtime/cascade with the first restart, "
+    "runtime/control only when the control socket is on",
     "trinit.config.files": "included_files: glob only for a config with include",
     "trinit.runtime.spawner": "Spawner._start_pump: io/output and io/framing only for a process whose "
     "output trinit reads (prefix, or a log probe)",

@@ -17,7 +17,6 @@ import trio
 
 from ..system.status import ExitStatus
 from .bootstrap import Bootstrap
-from .control import ControlServer
 from .events import EventHub
 from .exit_code import exit_code
 from .log_watch import log_watch_for
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
     from ..system.wallclock import WallClock
+    from .control import ControlServer
     from .health import HealthWatch
     from .hooks import Hooks
     from .process import ProcessHandle
@@ -104,7 +104,10 @@ class Runtime:
         self._main = next((r for r in self.run_phase if r.spec.main), None)
         self._shutdown = Shutdown(self)
         self._procs: trio.Nursery | None = None
-        self.control = ControlServer(self, self.config.control_socket) if self.config.control_socket else None
+        self.control: ControlServer | None = None
+        if self.config.control_socket:  # the door: runtime/control only when a socket is served
+            from .control import ControlServer
+            self.control = ControlServer(self, self.config.control_socket)
         self._reload_source = reload_source
         self.internal_error: BaseException | None = None
         self.exit_code: int | None = None
@@ -130,8 +133,8 @@ class Runtime:
         return self.boot.watcher is not None and self.boot.watcher.reaps_orphans
 
     def make_runner(self, spec: ProcessSpec) -> Runner:
-        start_after = tuple(self.plan.start_after.get(spec.name, ()))
-        return Runner(spec, self, start_after=start_after, log_watch=log_watch_for(spec))
+        after = tuple(self.plan.start_after.get(spec.name, ()))
+        return Runner(spec, self, start_after=after, log_watch=log_watch_for(spec))
 
     def track(self, runner: Runner | str) -> None:
         """Count a runner a reload added or changed toward the end of the run and ``ready_file``
@@ -367,8 +370,7 @@ class Runtime:
         if self._procs is not None:
             self._procs.start_soon(fn, *args)
 
-    # The operations of the public handle (runtime/handle.py) and of trinit.testing's make_supervisor:
-    # runtime/steer (as ctl's commands) loads at the first one.
+    # The operations of the public handle and of trinit.testing's make_supervisor (steer loads at the first).
 
     def send_signal(self, name: str, sig: int) -> None:
         from . import steer
