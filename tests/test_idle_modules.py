@@ -29,6 +29,7 @@ FEATURE_MODULES = {
     "trinit.system.wallclock": "a scheduled job",
     "trinit.runtime.commands": "a control request",
     "trinit.runtime.steer": "a control request or the library handle",
+    "trinit.runtime.host": "a control request, the library handle or a scheduled job (its Trigger)",
     "trinit.runtime.cascade": "a restart",
     "trinit.io.output": "output trinit reads (prefix, or a log probe)",
     "trinit.io.framing": "output trinit reads",
