@@ -15,7 +15,7 @@ from trinit import Config, ConfigError, ProcessSpec
 from trinit.boot.signals import FAULTS, FORWARDED, SHUTDOWN, SWALLOWED
 from trinit.runtime import spawner
 from trinit.runtime.bootstrap import handled_signals, prepare
-from trinit.runtime.supervisor import RuntimeOptions
+from trinit.runtime.options import RuntimeOptions
 from trinit.testing import FakeOS
 
 USR1 = signal.SIGUSR1

@@ -13,7 +13,8 @@ import pytest
 
 from trinit._errors import ConfigError
 from trinit.config.load import config_from_mapping, load_config, with_main_command
-from trinit.config.model import Config, ProcessSpec, ReadySpec
+from trinit.config.model import Config, ProcessSpec
+from trinit.config.probes import ReadySpec
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
 BAD = sorted((CONFIGS / "bad").glob("*.toml"))

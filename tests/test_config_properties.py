@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from trinit._errors import ConfigError
 from trinit.config.load import config_from_mapping, parse_toml
-from trinit.config.model import Config, ProcessSpec, ReadySpec
+from trinit.config.model import Config, ProcessSpec
 from trinit.config.plan import make_plan
+from trinit.config.probes import ReadySpec
 from trinit.config.render import render_plan
 
 ENVIRON = {"A": "1", "B": "two words"}

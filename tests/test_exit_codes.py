@@ -13,7 +13,7 @@ from fakeutil import sent, stop_at
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
-from trinit.runtime.supervisor import RuntimeOptions
+from trinit.runtime.options import RuntimeOptions
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, make_supervisor, run_supervisor
 
 TERM, KILL, INT, SEGV = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGSEGV

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from trinit._errors import ConfigError
 from trinit.config.load import config_from_mapping
-from trinit.config.model import ProcessSpec, ReadySpec
-from trinit.config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, TcpProbe
-from trinit.runtime.readiness import LogWatch, wait_ready
+from trinit.config.model import ProcessSpec
+from trinit.config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, ReadySpec, TcpProbe
+from trinit.runtime.log_watch import LogWatch
+from trinit.runtime.readiness import wait_ready
 
 
 @pytest.mark.parametrize(

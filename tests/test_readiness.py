@@ -11,10 +11,10 @@ import pytest
 import trio
 import trio.testing
 
-from trinit.config.model import ReadySpec
-from trinit.config.probes import HttpProbe
+from trinit.config.probes import HttpProbe, ReadySpec
 from trinit.runtime import readiness as _readiness
-from trinit.runtime.readiness import LogWatch, describe, http_request, wait_ready
+from trinit.runtime.log_watch import LogWatch
+from trinit.runtime.readiness import describe, http_request, wait_ready
 
 # ---------------------------------------------------------------- helpers
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from trinit.config.model import ReadySpec
+from trinit.config.probes import ReadySpec
 from trinit.runtime.readiness import wait_ready
 
 

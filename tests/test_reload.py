@@ -18,8 +18,9 @@ import trio
 from trio.testing import MockClock
 
 from trinit import Config, ConfigError, ProcessSpec, TrinitError, load_config
+from trinit.runtime.options import RuntimeOptions
 from trinit.runtime.reload import ReloadRefused
-from trinit.runtime.supervisor import Runtime, RuntimeOptions
+from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, Exit, FakeLog, FakeOS, make_supervisor
 
 TERM, HUP = signal.SIGTERM, signal.SIGHUP

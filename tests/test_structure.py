@@ -40,17 +40,28 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.runtime.run": "boot.main calls run_cli before trio is loaded; trio and the runtime "
     "only once the config is good",
     # A feature's heavy modules, loaded at its one door only by a config that uses it (idle RSS).
-    "trinit.config.values": "did_you_mean: difflib only when a hint is made",
+    "trinit.config.values": "did_you_mean / shell_words: difflib only when a hint is made, shlex only "
+    "for a command given as a string",
     "trinit.config.schedule": "parse_schedule / zone_problem: config/cron (cronsim, zoneinfo, "
     "datetime) only for a config with a cron schedule",
+    "trinit.config.validate": "check_process: config/probes and config/health only for a process "
+    "with ready, health or watchdog",
+    "trinit.runtime.supervisor": "Runtime.probe / hooks / health / reloader: runtime/readiness, hooks, "
+    "health and reload only for a process with a probe, a hook, health or a watchdog, or a reload; "
+    "runtime/steer with the first operation of the library handle, runtime/cascade with the first restart, "
+    "runtime/control only when the control socket is on",
+    "trinit.config.files": "included_files: glob only for a config with include",
+    "trinit.runtime.spawner": "Spawner._start_pump: io/output and io/framing only for a process whose "
+    "output trinit reads (prefix, or a log probe)",
     "trinit.runtime.reload": "Reloader._validate: config/diff only when a reload comes",
-    "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron) only when "
-    "a run has a scheduled job",
+    "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron, "
+    "system/wallclock) only when a run has a scheduled job",
     "trinit.config.hardening": "parse_hardening / check_privileges / tool_warnings: config/hardening_keys "
     "(system/harden, resource) only for a process with a hardening key",
     "trinit.runtime.notify": "NotifyHub.prepare: runtime/notifier (the sd_notify socket) only for a "
     "process with notify readiness or a watchdog",
-    "trinit.runtime.control": "_encode / _decode: json only once a control request comes",
+    "trinit.runtime.control": "_encode / _decode / _converse: json and runtime/commands only once a "
+    "control request comes",
     "trinit.io.log": 'Logger._format: json only for log_format = "json"',
     "trinit.io.framing": "Framer: json's string encoder only for a process whose output is JSON lines",
 }

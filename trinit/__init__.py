@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .config.load import load_config as load_config
     from .config.model import Config as Config
     from .config.model import ProcessSpec as ProcessSpec
-    from .config.model import ReadySpec as ReadySpec
+    from .config.probes import ReadySpec as ReadySpec
     from .runtime.handle import Supervisor as Supervisor
     from .runtime.library import open_supervisor as open_supervisor
     from .runtime.process import ProcessStatus as ProcessStatus
@@ -35,7 +35,7 @@ _EXPORTS = {
     "open_supervisor": ".runtime.library",
     "Config": ".config.model",
     "ProcessSpec": ".config.model",
-    "ReadySpec": ".config.model",
+    "ReadySpec": ".config.probes",
     "ProcessStatus": ".runtime.process",
     "run": ".runtime.run",
     "ExitStatus": ".system.status",

@@ -4,22 +4,20 @@ A health check is a probe of the kinds readiness has (``exec``, ``tcp``, ``http`
 the same parsers, so the same targets and messages) run every ``interval`` once the process
 is ready. ``watchdog`` needs ``ready = { notify = true }``: the ``WATCHDOG=1`` pings come on
 the same socket. The rules that tie them to the process's kind are here too, so
-``validate`` only calls :func:`health_rules`.
+``validate`` only calls :func:`health_rules`: only for a process with ``health`` or
+``watchdog``, so a config without them never loads this module (nor ``probes``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 
 from . import defaults
 from .probes import PROBES, Probe
 from .values import INVALID, Bad, Problems, did_you_mean, duration, one_of, positive_duration, show
-
-if TYPE_CHECKING:
-    from .model import ProcessSpec
 
 HealthAction = Literal["restart", "fail", "unready"]
 
@@ -56,18 +54,8 @@ class HealthSpec:
     attempt_timeout: float = defaults.HEALTH_ATTEMPT_TIMEOUT
     failures: int = defaults.HEALTH_FAILURES
     start_period: float = 0.0
-    #: None: the default, "restart" (on the main process "fail"); see :func:`health_action`.
+    #: None: the default, "restart" (on the main process "fail"); see ``ProcessSpec.health_action``.
     action: HealthAction | None = None
-
-
-#: ``[process.NAME]`` keys of this module, with their values when not given.
-DEFAULTS: dict[str, Any] = {"health": None, "watchdog": None}
-
-
-def health_action(spec: ProcessSpec) -> HealthAction:
-    """What a failed health check or watchdog does to ``spec``'s process."""
-    given = spec.health.action if spec.health is not None else None
-    return given or ("fail" if spec.main else "restart")
 
 
 def _table(value: object, problems: Problems) -> HealthSpec | None:

@@ -12,7 +12,6 @@ import contextlib
 import gc
 import os
 import re
-import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +25,7 @@ from .hooks import HOOKS
 from .model import Config, ProcessSpec
 from .schedule import zone_problem
 from .validate import PROCESS_KEYS, Draft, check_process, check_trinit, resolve_after
-from .values import Problems, did_you_mean, place, show
+from .values import Problems, did_you_mean, place, shell_words, show
 
 TOP_LEVEL = ("trinit", "process")
 
@@ -265,7 +264,7 @@ def prepare_process(
             # A string that cannot be split is left for the model, which reports it with the
             # same message as for keyword arguments.
             with contextlib.suppress(ValueError):
-                command = shlex.split(command)
+                command = shell_words(command)
         if isinstance(command, str):
             return expanded(key, command)
         if isinstance(command, list):

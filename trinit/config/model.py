@@ -24,8 +24,6 @@ from .._errors import ConfigError
 from . import defaults
 from .graph import check_graph
 from .hardening import Hardening, Limit
-from .health import HealthSpec
-from .probes import ReadySpec
 from .schedule import Overlap
 from .validate import TRINIT_KEYS, Draft, check_process, check_trinit, resolve_after
 from .values import (
@@ -43,9 +41,12 @@ from .values import (
 
 if TYPE_CHECKING:
     from .cron import Cron
+    from .health import HealthAction, HealthSpec
+    from .probes import ReadySpec
 
-# Re-exported: the runtime and the OS layer import these names from here.
-__all__ = ["Condition", "Config", "LogFormat", "OutputMode", "ProbeKind", "ProcessSpec", "ReadySpec", "is_id"]
+# Re-exported: the runtime and the OS layer import these names from here (``ReadySpec`` is
+# ``config/probes``'s: a config without ``ready`` or ``health`` never loads it).
+__all__ = ["Condition", "Config", "LogFormat", "OutputMode", "ProbeKind", "ProcessSpec", "is_id"]
 
 
 @attrs.frozen(init=False)
@@ -209,6 +210,12 @@ class ProcessSpec:
     def hardening(self) -> Hardening | None:
         """What its spawns apply before exec (SPEC §12); None when it has no hardening key."""
         return Hardening.of(self)
+
+    @property
+    def health_action(self) -> HealthAction:
+        """What a failed health check or a missed watchdog does (SPEC §9); "fail" on main, else "restart"."""
+        given = self.health.action if self.health is not None else None
+        return given or ("fail" if self.main else "restart")
 
     @property
     def restarts_with(self) -> frozenset[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -21,7 +22,7 @@ import idna
 
 from .._errors import ConfigError
 from . import defaults
-from .values import INVALID, Bad, ProbeKind, Problems, argv, positive_duration, show, text
+from .values import INVALID, Bad, ProbeKind, Problems, argv, did_you_mean, positive_duration, show, text
 
 
 @attrs.frozen
@@ -322,3 +323,28 @@ class ReadySpec:
         spec = cls.__new__(cls)
         spec.__attrs_init__(**values)
         return spec
+
+
+def ready_probe(value: object, problems: Problems) -> ReadySpec | None:
+    """The ``ready`` table's shape (known keys, exactly one probe); ``ready_values`` does the rest."""
+    if isinstance(value, ReadySpec):
+        return value  # validated when it was built
+    if not isinstance(value, Mapping):
+        problems.add("ready", f'must be a table like {{ tcp = "127.0.0.1:8080" }} (got {show(value)})')
+        return None
+    before = len(problems.errors)
+    for key in value:
+        if key not in PROBES and key not in PROBE_TIMING:
+            hint = did_you_mean(str(key), (*PROBES, *PROBE_TIMING))
+            problems.add("ready", f'unknown key "{key}"{hint}')
+    kinds = [k for k in PROBES if k in value]
+    if not kinds:
+        problems.add("ready", "needs one probe: exec, tcp, http, file, log, notify or fd")
+    elif len(kinds) > 1:
+        problems.add("ready", f"has {' and '.join(kinds)}: give exactly one probe")
+    timing = {key: value[key] for key in PROBE_TIMING if key in value}
+    kind = kinds[0] if len(kinds) == 1 else None
+    values = ready_values(kind, value[kind] if kind else None, timing, problems)
+    if len(problems.errors) > before:
+        return None
+    return ReadySpec._trusted(values)

@@ -16,7 +16,6 @@ from datetime import UTC, tzinfo
 from ..boot.parse import signal_name
 from .cron import ZoneError, show_time, zone_from_environ
 from .hardening import summary
-from .health import health_action
 from .model import ProcessSpec
 from .plan import Plan
 from .schedule import next_on_grid
@@ -49,10 +48,10 @@ def _details(spec: ProcessSpec) -> list[str]:
         target = health.target if isinstance(health.target, str) else shlex.join(health.target or ())
         out.append(
             f"health: {health.kind} {target} every {_secs(health.interval)}, "
-            f"{health.failures} failures: {health_action(spec)}"
+            f"{health.failures} failures: {spec.health_action}"
         )
     if spec.watchdog is not None:
-        out.append(f"watchdog {_secs(spec.watchdog)}: {health_action(spec)}")
+        out.append(f"watchdog {_secs(spec.watchdog)}: {spec.health_action}")
     if spec.oneshot and spec.retries:
         out.append(f"retries {spec.retries}")
     if spec.timeout is not None:

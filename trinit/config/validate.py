@@ -19,11 +19,8 @@ import attrs
 from . import defaults
 from .hardening import DEFAULTS as HARDENING_DEFAULTS
 from .hardening import check_privileges, parse_hardening
-from .health import DEFAULTS as HEALTH_DEFAULTS
-from .health import health_rules
 from .hooks import DEFAULTS as HOOK_DEFAULTS
 from .hooks import hook_rules
-from .probes import PROBE_TIMING, PROBES, ReadySpec, ready_values
 from .schedule import DEFAULTS as SCHEDULE_DEFAULTS
 from .schedule import parse_schedule, schedule_rules
 from .values import (
@@ -42,38 +39,12 @@ from .values import (
     place,
     positive_duration,
     reload_signal,
-    show,
     signal_number,
     socket_path,
     text,
     user_or_group,
     valid_name,
 )
-
-
-def ready_probe(value: object, problems: Problems) -> ReadySpec | None:
-    """The ``ready`` table's shape (known keys, exactly one probe); ``ready_values`` does the rest."""
-    if isinstance(value, ReadySpec):
-        return value  # validated when it was built
-    if not isinstance(value, Mapping):
-        problems.add("ready", f'must be a table like {{ tcp = "127.0.0.1:8080" }} (got {show(value)})')
-        return None
-    before = len(problems.errors)
-    for key in value:
-        if key not in PROBES and key not in PROBE_TIMING:
-            hint = did_you_mean(str(key), (*PROBES, *PROBE_TIMING))
-            problems.add("ready", f'unknown key "{key}"{hint}')
-    kinds = [k for k in PROBES if k in value]
-    if not kinds:
-        problems.add("ready", "needs one probe: exec, tcp, http, file, log, notify or fd")
-    elif len(kinds) > 1:
-        problems.add("ready", f"has {' and '.join(kinds)}: give exactly one probe")
-    timing = {key: value[key] for key in PROBE_TIMING if key in value}
-    kind = kinds[0] if len(kinds) == 1 else None
-    values = ready_values(kind, value[kind] if kind else None, timing, problems)
-    if len(problems.errors) > before:
-        return None
-    return ReadySpec._trusted(values)
 
 
 def _identity(values: dict[str, Any], problems: Problems) -> None:
@@ -159,7 +130,8 @@ DEFAULTS: dict[str, Any] = {
     **SCHEDULE_DEFAULTS,
     **HARDENING_DEFAULTS,
     **HOOK_DEFAULTS,
-    **HEALTH_DEFAULTS,
+    "health": None,
+    "watchdog": None,
     "_after_implicit": frozenset(),
     "_after_restart": frozenset(),
 }
@@ -266,7 +238,9 @@ def check_process(
         values["after"], values["_after_implicit"], values["_after_restart"] = (
             after if after is not None else (INVALID, INVALID, INVALID)
         )
-    if "ready" in given:
+    if "ready" in given:  # the door to config/probes (a config without ready or health never loads it)
+        from .probes import ready_probe
+
         values["ready"] = ready_probe(given["ready"], problems) or INVALID
     if "env" in given:
         env = environment(given["env"], problems)
@@ -287,7 +261,10 @@ def check_process(
         )
     _kind_rules(given, values, problems)
     schedule_rules(given, values, problems)
-    health_rules(given, values, problems)
+    if "health" in given or "watchdog" in given:  # the door to config/health (and config/probes)
+        from .health import health_rules
+
+        health_rules(given, values, problems)
     _identity(values, problems)
     if hardened:
         check_privileges(values, problems)

@@ -9,7 +9,6 @@ Bool is a subclass of int in Python, so every numeric parser rejects bools first
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, cast
@@ -61,6 +60,14 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def shell_words(text: str) -> list[str]:
+    """``text`` split with shell word rules (ValueError if it cannot be); shlex is loaded only
+    for a command given as a string."""
+    import shlex
+
+    return shlex.split(text)
 
 
 class Problems:
@@ -238,7 +245,7 @@ def argv(value: object, *, shell: bool = False) -> tuple[str, ...]:
                 raise Bad("must not be empty")
             return ("/bin/sh", "-c", value)
         try:
-            words = shlex.split(value)
+            words = shell_words(value)
         except ValueError as exc:
             raise Bad(
                 f"cannot be split with shell word rules: {str(exc).lower()} (got {show(value)})"

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..io.log import Logger
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
-    from .supervisor import RuntimeOptions
+    from .options import RuntimeOptions
 
     Forwarder = Callable[[int], object]
 

@@ -22,7 +22,6 @@ from ..system.control_socket import (
     peer_uid,
     remove_control_socket,
 )
-from .commands import answer
 
 if TYPE_CHECKING:
     from .supervisor import Runtime
@@ -160,6 +159,8 @@ class ControlServer:
             if isinstance(request, dict) and request.get("cmd") == "events":
                 await self._follow(stream)
                 return
+            from .commands import answer  # the commands (and steer's work) load with the first request
+
             await self._send(stream, _encode(await answer(self.rt, request)))
 
     async def _read_line(self, stream: trio.SocketStream, buffer: bytearray) -> bytes | None:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from ..config.model import Condition, ProcessSpec
     from ..system.status import ExitStatus
     from .host import RunnerHost
+    from .log_watch import LogWatch
     from .process import ProcessHandle
-    from .readiness import LogWatch
 
 
 @attrs.define(eq=False)

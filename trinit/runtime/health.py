@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..config.health import health_action
 from .readiness import MIN_INTERVAL, attempt_for, describe
 from .state import Health, State
 
@@ -115,7 +114,7 @@ class HealthWatch:
         """Log it and apply the action; returns only under ``unready`` (the rest end the run)."""
         if runner.state is not State.READY:  # stopping already (a stop, the shutdown): no second stop
             await trio.sleep_forever()
-        action = health_action(runner.spec)
+        action = runner.spec.health_action
         self.log.warning(
             "unhealthy",
             f"is unhealthy: {reason}; {_DOES[action]}",

@@ -24,7 +24,11 @@ class RunnerHost(Protocol):
     log: Logger
     shutting_down: bool
     force: trio.Event
-    hooks: Hooks
+
+    @property
+    def hooks(self) -> Hooks:
+        """Runs lifecycle hooks; only asked for by a process that has one (its module loads then)."""
+        ...
 
     def spawn(self, runner: Runner) -> ProcessHandle: ...
 

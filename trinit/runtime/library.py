@@ -17,7 +17,8 @@ from ..io.log import Logger
 from ..system.real import RealOS
 from .bootstrap import prepare
 from .handle import Supervisor, make_handle
-from .supervisor import Runtime, RuntimeOptions
+from .options import RuntimeOptions
+from .supervisor import Runtime
 
 if TYPE_CHECKING:
     from ..config.model import Config

@@ -15,7 +15,6 @@ probe is not slowed down further). ``attempt_timeout`` bounds one exec/tcp/http 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import ssl
 from collections.abc import Awaitable, Callable
@@ -26,16 +25,14 @@ import trio
 from ..config.probes import ExecProbe, FileProbe, HttpProbe, LogProbe, Probe, ReadySpec, TcpProbe
 
 if TYPE_CHECKING:
-    from ..config.model import ProcessSpec
+    from .log_watch import LogWatch
 
 __all__ = [
     "MIN_INTERVAL",
-    "LogWatch",
     "RunExec",
     "attempt_for",
     "describe",
     "http_request",
-    "log_watch_for",
     "wait_ready",
 ]
 
@@ -47,45 +44,6 @@ MIN_INTERVAL = 0.01
 
 #: Longest HTTP status line we read before giving up on a response (a non-HTTP server, say).
 _MAX_STATUS_LINE = 8192
-
-
-def log_watch_for(spec: ProcessSpec) -> LogWatch | None:
-    """The watch of a ``ready = { log = "regex" }`` process's output, else None."""
-    if spec.ready is None or spec.ready.kind != "log":
-        return None
-    assert isinstance(spec.ready.target, str)
-    return LogWatch(spec.ready.target)
-
-
-class LogWatch:
-    """Matches a process's output lines against the ``ready.log`` regex.
-
-    The runtime feeds every line; ``matched`` is set on the first match. It lives as long as
-    the process's output pipe, so one object serves every run of a restarting process.
-    """
-
-    def __init__(self, pattern: str | re.Pattern[str]) -> None:
-        # A compiled pattern (``LogProbe.pattern``) is used as it is.
-        self._regex = re.compile(pattern)
-        self.pattern = self._regex.pattern
-        self.matched = trio.Event()
-
-    def feed(self, line: str) -> None:
-        """Look at one output line; cheap once matched, since every line of a long life passes here."""
-        if self.matched.is_set():
-            return
-        # Strip the line ending so "ready$" also matches a CRLF line.
-        if self._regex.search(line.rstrip("\r\n")):
-            self.matched.set()
-
-    def reset(self) -> None:
-        """Start over for a restarted process.
-
-        An unset Event is kept rather than replaced, so a :func:`wait_ready` already waiting on
-        it still sees the next match instead of waiting on an orphaned Event until its timeout.
-        """
-        if self.matched.is_set():
-            self.matched = trio.Event()
 
 
 def http_request(probe: HttpProbe) -> bytes:

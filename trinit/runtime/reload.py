@@ -28,7 +28,7 @@ import trio
 from .._errors import ConfigError
 from ..config.plan import make_plan
 from .cascade import relaunch, stop_follower
-from .readiness import log_watch_for
+from .log_watch import log_watch_for
 from .spawner import credentials_of
 from .steer import Refused
 

@@ -19,8 +19,9 @@ from ..io.log import Logger
 from ..system.real import RealOS, trim_heap
 from .bootstrap import prepare
 from .exit_code import INTERNAL_ERROR
+from .options import RuntimeOptions
 from .shutdown import describe_error
-from .supervisor import Runtime, RuntimeOptions
+from .supervisor import Runtime
 
 if TYPE_CHECKING:
     from ..boot.argv import Options

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from ..config.health import health_action
 from ..system.status import ExitStatus
 from .parking import Parking
 from .policy import Kind, decide
@@ -198,7 +197,7 @@ class Runner(Parking):
                 self._move(State.BACKOFF)
                 continue
             ok = not failed_without_exit and status is not None and self._success(status)
-            unhealthy = health_action(spec) if end is EndReason.UNHEALTHY else None
+            unhealthy = spec.health_action if end is EndReason.UNHEALTHY else None
             decision = decide(spec, ok, self._consecutive, run_time, unhealthy=unhealthy)
             self._consecutive = decision.consecutive
             if decision.kind is Kind.DONE:
@@ -388,6 +387,7 @@ class Runner(Parking):
             return
         if not handle.exited:  # else only its process group is left
             self._move(State.STOPPING)
-        await self.host.hooks.before_stop(self, handle)  # pre_stop, stop_delay
+        if self.spec.pre_stop is not None or self.spec.stop_delay:  # else runtime/hooks never loads
+            await self.host.hooks.before_stop(self, handle)
         sig = sig or stop_signal_for(self.spec)
         await terminate(handle, sig, self.spec.stop_timeout, self.host.force, self.host.log)

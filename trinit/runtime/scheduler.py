@@ -40,7 +40,7 @@ class Scheduler:
         self,
         host: SchedulerHost,
         runners: Iterable[Runner],
-        clock: WallClock,
+        clock: WallClock | None,
         environ: Mapping[str, str],
         rng: random.Random | None = None,
     ) -> None:
@@ -60,10 +60,14 @@ class Scheduler:
         """A job for ``runner``, the zone read first when ``read_tz`` and not yet read.
 
         The feature's one door: ``scheduled_job`` loads cronsim, zoneinfo and datetime (~0.8 MB
-        of RSS), so a run without scheduled jobs never imports them.
+        of RSS), so a run without scheduled jobs never imports them (nor the real wall clock).
         """
         from .scheduled_job import ScheduledJob, read_zone
 
+        if self.clock is None:
+            from ..system.wallclock import RealWallClock
+
+            self.clock = RealWallClock()
         if self.zone is None or (read_tz and not self._zoned):
             self._zoned = read_tz
             self.zone = read_zone(self.environ if read_tz else None, self.host.log)
@@ -105,9 +109,11 @@ class Scheduler:
             job.remove()
 
     async def _watch_clock(self) -> None:
+        clock = self.clock
+        assert clock is not None  # a cron job made it
         try:
             while True:
-                await self.clock.wait_jump()
+                await clock.wait_jump()
                 self.host.log.info("clock_jump", "the wall clock was set: cron fire times are computed again")
                 for job in self.jobs.values():
                     job.clock_jumped()
@@ -118,4 +124,4 @@ class Scheduler:
                 "cron jobs notice it only at their next fire time",
             )
         finally:
-            self.clock.close()
+            clock.close()

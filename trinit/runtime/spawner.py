@@ -17,7 +17,6 @@ import attrs
 import trio
 
 from .._errors import ConfigError, TrinitError
-from ..io.output import pump_output
 from ..io.writer import stdio_writer
 from ..system.environ import build_env, check_env_files, resolve_credentials
 from .process import ProcessHandle, StartFailure
@@ -220,6 +219,8 @@ class Spawner:
     def _start_pump(
         self, spec: ProcessSpec, fd: int, stream: Stream, on_line: Callable[[str], None] | None
     ) -> None:
+        from ..io.output import pump_output  # the door: only a process whose output trinit reads
+
         writer = self._writer(stream)
         writer.start()
         assert self.nursery is not None

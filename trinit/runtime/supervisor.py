@@ -10,27 +10,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from ..system.status import ExitStatus
-from ..system.wallclock import RealWallClock
-from . import cascade, steer
 from .bootstrap import Bootstrap
-from .control import ControlServer
 from .events import EventHub
 from .exit_code import exit_code
-from .health import HealthWatch
-from .hooks import Hooks
+from .log_watch import log_watch_for
 from .notify import NotifyHub
+from .options import RuntimeOptions
 from .parking import start_run_phase
 from .process import ProcessStatus
-from .readiness import log_watch_for, wait_ready
 from .ready_file import ReadyFile
-from .reload import Reloader
 from .runner import Runner
 from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
@@ -46,26 +40,11 @@ if TYPE_CHECKING:
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
     from ..system.wallclock import WallClock
+    from .control import ControlServer
+    from .health import HealthWatch
+    from .hooks import Hooks
     from .process import ProcessHandle
-
-
-@attrs.frozen
-class RuntimeOptions:
-    """Settings of a run that are not part of the config file (mostly the command line's)."""
-
-    #: -e: final exit codes that become 0.
-    success_exits: frozenset[int] = frozenset()
-    #: -r: a received signal is passed on as another one (0 drops it).
-    rewrite: Mapping[int, int] = attrs.field(factory=dict)
-    #: Install signal handlers (the CLI, or ``handle_signals=True``).
-    handle_signals: bool = False
-    #: Own waitpid(-1) and adopt orphans (the CLI, or ``reap_orphans=True``).
-    reap_orphans: bool = False
-    #: Extra signal treated as if sent by a user (-p).
-    pdeathsig: int | None = None
-    #: Leave the handlers installed after the run (the CLI exits right after; restoring
-    #: them would let a late SIGTERM kill trinit before it reports its exit code).
-    keep_handlers: bool = False
+    from .reload import Reloader
 
 
 class Runtime:
@@ -101,13 +80,11 @@ class Runtime:
             stderr=stderr,
         )
         self.notify_hub = self.spawner.hub = NotifyHub(os_layer, log)
-        self.health = HealthWatch(log, self.health_changed)
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
         self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
         self.shutting_down = False
         self.force = trio.Event()
-        self.hooks = Hooks(self.spawner, log, self.force)
         self.finished = trio.Event()
         self.stop_signal: int | None = None
         self._shutdown_reason: str | None = None
@@ -119,9 +96,7 @@ class Runtime:
         #: Where each process comes in the start order (several names are applied in it).
         self.start_rank = {name: i for i, name in enumerate(plan.order)}
         # Scheduled jobs run until the shutdown, and do not count toward ready_file (SPEC §11).
-        self.scheduler = Scheduler(
-            self, self.runners.values(), wall_clock or RealWallClock(), self.spawner.environ
-        )
+        self.scheduler = Scheduler(self, self.runners.values(), wall_clock, self.spawner.environ)
         self._live = {r.name for r in self.run_phase if r.name not in self.scheduler}
         self._down = set(self._live)
         self._forwarders: dict[str, Any] = {}
@@ -129,18 +104,37 @@ class Runtime:
         self._main = next((r for r in self.run_phase if r.spec.main), None)
         self._shutdown = Shutdown(self)
         self._procs: trio.Nursery | None = None
-        self.control = ControlServer(self, self.config.control_socket) if self.config.control_socket else None
-        self.reloader = Reloader(self, reload_source)
+        self.control: ControlServer | None = None
+        if self.config.control_socket:  # the door: runtime/control only when a socket is served
+            from .control import ControlServer
+            self.control = ControlServer(self, self.config.control_socket)
+        self._reload_source = reload_source
         self.internal_error: BaseException | None = None
         self.exit_code: int | None = None
+
+    # A feature's module loads at its first use (idle RSS): hooks, health checks, reloads.
+    @cached_property
+    def hooks(self) -> Hooks:
+        from .hooks import Hooks
+        return Hooks(self.spawner, self.log, self.force)
+
+    @cached_property
+    def health(self) -> HealthWatch:
+        from .health import HealthWatch
+        return HealthWatch(self.log, self.health_changed)
+
+    @cached_property
+    def reloader(self) -> Reloader:
+        from .reload import Reloader
+        return Reloader(self, self._reload_source)
 
     @property
     def reaps_orphans(self) -> bool:
         return self.boot.watcher is not None and self.boot.watcher.reaps_orphans
 
     def make_runner(self, spec: ProcessSpec) -> Runner:
-        start_after = tuple(self.plan.start_after.get(spec.name, ()))
-        return Runner(spec, self, start_after=start_after, log_watch=log_watch_for(spec))
+        after = tuple(self.plan.start_after.get(spec.name, ()))
+        return Runner(spec, self, start_after=after, log_watch=log_watch_for(spec))
 
     def track(self, runner: Runner | str) -> None:
         """Count a runner a reload added or changed toward the end of the run and ``ready_file``
@@ -241,9 +235,9 @@ class Runtime:
     async def probe(self, runner: Runner, handle: ProcessHandle) -> bool:
         spec = runner.spec
         assert spec.ready is not None
-
         if spec.ready.kind in ("notify", "fd"):  # the process says so itself (SPEC §9)
             return await self.notify_hub.wait_ready(spec, spec.ready.timeout)
+        from .readiness import wait_ready  # the door: a run without probes never loads them
         return await wait_ready(spec.ready, run_exec=self._run_exec(spec), log_watch=runner.log_watch)
 
     async def watch(self, runner: Runner, handle: ProcessHandle) -> None:
@@ -259,6 +253,7 @@ class Runtime:
         return run_exec
 
     async def before_restart(self, runner: Runner) -> None:
+        from . import cascade  # the first restart loads it (its followers, SPEC §10)
         await cascade.before_restart(self, runner)
 
     # -- the run -----------------------------------------------------------------------------------
@@ -378,21 +373,26 @@ class Runtime:
         if self._procs is not None:
             self._procs.start_soon(fn, *args)
 
-    # The operations of the public handle (runtime/handle.py) and of trinit.testing's make_supervisor.
+    # The operations of the public handle and of trinit.testing's make_supervisor (steer loads at the first).
 
     def send_signal(self, name: str, sig: int) -> None:
+        from . import steer
         steer.send_signal(self, name, sig)
 
     async def wait_ready(self, name: str) -> None:
+        from . import steer
         await steer.wait_for(self, [name], "ready")
 
     async def start(self, name: str, *, wait: bool = False) -> None:
+        from . import steer
         await steer.start(self, [name], wait=wait)
 
     async def stop(self, name: str) -> None:
+        from . import steer
         await steer.stop(self, [name], wait=True)
 
     async def restart(self, name: str) -> None:
+        from . import steer
         await steer.restart(self, [name], background=False)
 
     async def wait(self) -> int:

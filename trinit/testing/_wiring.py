@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..config.plan import make_plan
-from ..runtime.supervisor import Runtime, RuntimeOptions
+from ..runtime.options import RuntimeOptions
+from ..runtime.supervisor import Runtime
 from ._fake_log import FakeLog
 from ._wall_clock import FakeWallClock
 
