@@ -9,6 +9,8 @@ the check itself sees what it should).
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +39,8 @@ FEATURE_MODULES = {
     "glob": "include",
     "difflib": "a did-you-mean hint",
     "json": "a control request, JSON logs or JSON output",
+    "grp": "user or group",
+    "pwd": "user or group",
 }
 
 
@@ -84,6 +88,7 @@ def test_a_feature_in_use_loads_its_modules(tmp_path: Path) -> None:
     config.write_text(
         '[trinit]\ncontrol_socket = false\ninclude = ["conf.d/*.toml"]\n'
         '[process.a]\ncommand = "true"\noneshot = true\noutput = "prefix"\npre_start = ["true"]\n'
+        f'user = "{pwd.getpwuid(os.getuid()).pw_name}"\n'  # trinit's own user: allowed without root
     )
     loaded = imported(["-c", str(config)], tmp_path)
     expected = {
@@ -94,6 +99,8 @@ def test_a_feature_in_use_loads_its_modules(tmp_path: Path) -> None:
         "trinit.runtime.hooks",
         "trinit.io.output",
         "trinit.io.framing",
+        "grp",
+        "pwd",
     }
     assert expected <= loaded
     assert "trinit.config.health" not in loaded

@@ -45,7 +45,8 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.config.schedule": "parse_schedule / zone_problem: config/cron (cronsim, zoneinfo, "
     "datetime) only for a config with a cron schedule",
     "trinit.config.validate": "check_process: config/probes and config/health only for a process "
-    "with ready, health or watchdog",
+    "with ready, health or watchdog; grp and pwd only for one with user or group",
+    "trinit.system.environ": "resolve_credentials: grp and pwd only for a process with user or group",
     "trinit.runtime.supervisor": "Runtime.probe / hooks / health / reloader: runtime/readiness, hooks, "
     "health and reload only for a process with a probe, a hook, health or a watchdog, or a reload; "
     "runtime/steer with the first operation of the library handle, runtime/cascade with the first restart, "

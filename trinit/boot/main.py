@@ -75,11 +75,18 @@ def main(argv: list[str] | None = None) -> NoReturn:
     else:
         _signals.exit_on_stop_signals(opts.rewrite)
     from .._errors import ConfigError
-    from ..runtime.run import run_cli
+    from .overrides import load_for_cli
 
     try:
-        code = run_cli(opts, os_layer, early)
+        # Before trio and the runtime load: a bad file is reported sooner, and what its
+        # parse frees is where they load (idle RSS).
+        config = load_for_cli(opts)
+        from ..runtime.run import run_cli
+
+        code = run_cli(opts, config, os_layer, early)
     except ConfigError as exc:
+        if isinstance(early, int):  # pragma: no cover - zero-config has nothing left to get wrong
+            os_layer.last_resort_stop(early)
         _fail_config(exc.errors)
     os._exit(code)
 

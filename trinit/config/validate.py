@@ -8,9 +8,7 @@ that need every process at once are in ``graph``.
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,6 +54,9 @@ def _identity(values: dict[str, Any], problems: Problems) -> None:
     user, group = values.get("user"), values.get("group")
     if user is None and group is None:
         return
+    import grp  # the door: a config without user or group never reads the user databases
+    import pwd
+
     uid = gid = None
     if user is not None:
         try:

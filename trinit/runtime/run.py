@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     from ..system.protocol import OSLayer
 
 
-def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> int:
-    """Everything after the fast start: config, plan, the trio run, the exit code.
+def run_cli(opts: Options, config: Config, os_layer: OSLayer, early: int | OSError | None) -> int:
+    """Everything after the fast start and the config (``load_for_cli``): plan, trio run, exit code.
 
     Raises ConfigError (after stopping a main process already started) for the CLI to print.
     """
-    log = Logger(verbosity=log_verbosity(opts))
+    log = Logger(verbosity=log_verbosity(opts), log_format=config.log_format)
     options = RuntimeOptions(
         success_exits=frozenset(opts.success_exits),
         rewrite=opts.rewrite,
@@ -45,8 +45,6 @@ def run_cli(opts: Options, os_layer: OSLayer, early: int | OSError | None) -> in
     )
     prestarted = {"main": early} if early is not None else None
     try:
-        config = load_for_cli(opts)
-        log.log_format = config.log_format
         rt = Runtime(
             make_plan(config),
             os_layer=os_layer,

@@ -6,9 +6,7 @@ between restarts takes effect, and a user added to a group is seen on the next s
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -46,6 +44,9 @@ def resolve_credentials(spec: ProcessSpec) -> Credentials | None:
     """
     if (spec.user is None and spec.group is None) or os.geteuid() != 0:
         return None
+    import grp  # the door: a run without user or group never reads the user databases
+    import pwd
+
     where = f'process "{spec.name}"'
     name = home = None
     if spec.user is not None:
