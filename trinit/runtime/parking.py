@@ -2,7 +2,7 @@
 
 Most processes wait for nothing before they start and have nothing to watch beside their exit
 (no readiness, health, watchdog or timeout). For those a task per process is pure cost: ~2 KB
-while it waits (20 MB at 10,000) and ~10 µs to make and end. :class:`Parking` starts such a
+while it waits (20 MB at 10,000) and ~6 µs of CPU to make and end. :class:`Parking` starts such a
 process from the supervisor's start loop and parks its run on the reaper's exit callback; the
 exit starts a task in the process nursery for the rest of its life (the exit line, ``post_stop``,
 the restart decision). A :class:`~.runner.Runner` is a Parking; the methods are apart to keep
