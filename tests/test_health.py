@@ -22,6 +22,7 @@ from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
 from trinit.runtime.commands import answer, process_object
+from trinit.runtime.notifier import Notifier
 from trinit.runtime.policy import Kind, decide
 from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, FakeLog, FakeOS, make_supervisor, run_supervisor
@@ -43,12 +44,18 @@ def pid_of(fake: FakeOS, name: str, run: int = -1) -> int:
     return fake.processes_named(name)[run].pid
 
 
+def notifier_of(sup: Runtime, name: str) -> Notifier:
+    notifier = sup.spawner.notifier(name)
+    assert notifier is not None
+    return notifier
+
+
 def send(name: str, message: bytes, fake: FakeOS, *, pid: int | None = None) -> Callable[[Runtime], object]:
     """An ``at`` action: a datagram on ``name``'s NOTIFY_SOCKET, from its current pid (or ``pid``)."""
 
     def deliver(sup: Runtime) -> None:
         sender = pid if pid is not None else pid_of(fake, name)
-        sup.notify_hub.notifiers[name].handle(sender, message)
+        notifier_of(sup, name).handle(sender, message)
 
     return deliver
 
@@ -288,7 +295,7 @@ async def test_a_restart_hears_only_the_new_pid(autojump_clock: MockClock) -> No
     first: list[int] = []
     at: At = [
         (0.5, lambda sup: first.append(pid_of(fake, "svc"))),
-        (3.5, lambda sup: sup.notify_hub.notifiers["svc"].handle(first[0], b"READY=1")),
+        (3.5, lambda sup: notifier_of(sup, "svc").handle(first[0], b"READY=1")),
         (4, send("svc", b"READY=1", fake)),
     ]
     await run_supervisor(config, fake, log=log, at=[*at, *stop_at(5)])

@@ -24,6 +24,7 @@ FEATURE_MODULES = {
     "trinit.config.diff": "a reload",
     "trinit.runtime.readiness": "a readiness probe",
     "trinit.runtime.health": "health or watchdog",
+    "trinit.runtime.notify": "notify or fd readiness, or a watchdog",
     "trinit.runtime.notifier": "notify readiness or a watchdog",
     "trinit.runtime.hooks": "a hook",
     "trinit.runtime.reload": "a reload",

@@ -53,7 +53,8 @@ LAZY_IMPORTS_ALLOWED = {
     "runtime/control only when the control socket is on",
     "trinit.config.files": "included_files: glob only for a config with include",
     "trinit.runtime.spawner": "Spawner._start_pump: io/output and io/framing only for a process whose "
-    "output trinit reads (prefix, or a log probe)",
+    "output trinit reads (prefix, or a log probe); Spawner.notify_hub: runtime/notify only for a process "
+    "with notify or fd readiness or a watchdog",
     "trinit.runtime.reload": "Reloader._validate: config/diff only when a reload comes",
     "trinit.runtime.scheduler": "Scheduler._job: runtime/scheduled_job (and config/cron, "
     "system/wallclock) only when a run has a scheduled job",

@@ -75,6 +75,7 @@ def process_object(rt: Runtime, runner: Runner) -> dict[str, Any]:
     """One process as ``status --json`` shows it (SPEC §8)."""
     handle = runner.handle
     job = rt.scheduler.jobs.get(runner.name)
+    notifier = rt.spawner.notifier(runner.name)
     return {
         "name": runner.name,
         "kind": kind(runner),
@@ -84,7 +85,7 @@ def process_object(rt: Runtime, runner: Runner) -> dict[str, Any]:
         "since": rfc3339_utc(runner.since),
         "last_exit": last_exit(runner.last_status),
         "health": runner.health.value if runner.health is not None else None,
-        "status_text": rt.notify_hub.status_text(runner.name),
+        "status_text": notifier.status_text if notifier is not None else None,
         "next_run": job.next_run_text() if job is not None else None,
     }
 

@@ -46,10 +46,6 @@ class NotifyHub:
         self.notifiers: dict[str, Notifier] = {}
         self._fds: dict[str, int] = {}
 
-    def status_text(self, name: str) -> str | None:
-        notifier = self.notifiers.get(name)
-        return notifier.status_text if notifier is not None else None
-
     def prepare(self, spec: ProcessSpec) -> Prepared | None:
         """What a start of ``spec`` needs (None: nothing); OSError if a socket or pipe cannot be made."""
         kind = spec.ready.kind if spec.ready is not None else None

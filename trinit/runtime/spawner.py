@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..system.environ import Credentials
     from ..system.protocol import OSLayer
     from ..system.reaper import ExitWatcher
+    from .notifier import Notifier
     from .notify import NotifyHub
     from .runner import Runner
 
@@ -60,6 +61,9 @@ def check_env_files_of(config: Config, creds: Mapping[str, Credentials | None]) 
 
 _Send = Callable[[int, int], None]
 
+#: The readiness kinds the process announces itself (through runtime/notify).
+_SAID = frozenset({"notify", "fd"})
+
 #: The drain's least time, even when the budget is spent: to read what the pipes already hold.
 _DRAIN_FLOOR = 0.2
 
@@ -68,6 +72,7 @@ _DRAIN_FLOOR = 0.2
 class Spawner:
     config: Config
     os: OSLayer
+    log: Logger
     #: The children's base environment.
     environ: Mapping[str, str]
     #: ``environ`` is trinit's own: a child that changes nothing in it inherits it as is
@@ -78,7 +83,7 @@ class Spawner:
     watcher: ExitWatcher | None = None
     #: Where the output pumps run (the run's outer nursery, so they outlive the processes).
     nursery: trio.Nursery | None = None
-    #: What a start of a notify, fd or watchdog process needs (SPEC §9).
+    #: What a start of a notify, fd or watchdog process needs (SPEC §9): made by the first one.
     hub: NotifyHub | None = None
     _creds: dict[str, Credentials | None] = attrs.field(init=False)
     _pumps: int = 0
@@ -92,6 +97,20 @@ class Spawner:
         """Start children from ``config`` from now on (a reload, SPEC §10); ``creds`` from
         :func:`credentials_of`."""
         self.config, self._creds = config, creds
+
+    def notify_hub(self) -> NotifyHub:
+        """The door of runtime/notify: made for the first process with notify or fd readiness or a
+        watchdog; a run without one never loads it."""
+        if self.hub is None:
+            from .notify import NotifyHub
+
+            self.hub = NotifyHub(self.os, self.log)
+            self.hub.nursery = self.nursery
+        return self.hub
+
+    def notifier(self, name: str) -> Notifier | None:
+        """The sd_notify socket of process ``name``, if it has one."""
+        return self.hub.notifiers.get(name) if self.hub is not None else None
 
     def watcher_or_fail(self) -> ExitWatcher:
         if self.watcher is None:
@@ -131,8 +150,11 @@ class Spawner:
         read_fds: list[tuple[int, Stream]] = []
         write_fds: list[int] = []
         plain = self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
+        hub = self.hub
+        if hub is None and (spec.watchdog is not None or (spec.ready is not None and spec.ready.kind in _SAID)):
+            hub = self.notify_hub()
         try:
-            extra = self.hub.prepare(spec) if self.hub is not None else None
+            extra = hub.prepare(spec) if hub is not None else None
         except OSError as exc:
             raise StartFailure(f"its notification socket or ready fd could not be made: {exc}") from exc
         if extra is not None and extra.env:
@@ -162,8 +184,8 @@ class Spawner:
         finally:
             for fd in write_fds:
                 self.os.close(fd)
-            if extra is not None and self.hub is not None:
-                self.hub.spawned(spec, extra, pid)
+            if extra is not None and hub is not None:
+                hub.spawned(spec, extra, pid)
         handle = self.handle(spec, pid)
         on_line = runner.log_watch.feed if runner.log_watch is not None else None
         for fd, stream in read_fds:

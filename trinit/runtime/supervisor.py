@@ -20,7 +20,6 @@ from .bootstrap import Bootstrap
 from .events import EventHub
 from .exit_code import exit_code
 from .log_watch import log_watch_for
-from .notify import NotifyHub
 from .options import RuntimeOptions
 from .parking import start_run_phase
 from .process import ProcessStatus
@@ -74,12 +73,12 @@ class Runtime:
         self.spawner = Spawner(
             config=self.config,
             os=os_layer,
+            log=log,
             environ=dict(os.environ if environ is None else environ),
             environ_is_ours=environ is None,
             stdout=stdout,
             stderr=stderr,
         )
-        self.notify_hub = self.spawner.hub = NotifyHub(os_layer, log)
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
         self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
         self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
@@ -236,14 +235,14 @@ class Runtime:
         spec = runner.spec
         assert spec.ready is not None
         if spec.ready.kind in ("notify", "fd"):  # the process says so itself (SPEC §9)
-            return await self.notify_hub.wait_ready(spec, spec.ready.timeout)
+            return await self.spawner.notify_hub().wait_ready(spec, spec.ready.timeout)
         from .readiness import wait_ready  # the door: a run without probes never loads them
         return await wait_ready(spec.ready, run_exec=self._run_exec(spec), log_watch=runner.log_watch)
 
     async def watch(self, runner: Runner, handle: ProcessHandle) -> None:
         spec = runner.spec
         if spec.health is not None or spec.watchdog is not None:
-            notifier = self.notify_hub.notifiers.get(spec.name)
+            notifier = self.spawner.notifier(spec.name)
             await self.health.watch(runner, handle, notifier, self._run_exec(spec))
 
     def _run_exec(self, spec: ProcessSpec) -> Callable[[tuple[str, ...], float], Awaitable[bool]]:
@@ -290,7 +289,7 @@ class Runtime:
         """Run everything until the shutdown has finished; returns trinit's exit code."""
         try:
             async with trio.open_nursery() as outer:
-                self.spawner.nursery = self.notify_hub.nursery = outer
+                self.spawner.nursery = outer
                 self._start(outer)
                 try:
                     async with trio.open_nursery() as procs:
