@@ -22,7 +22,7 @@ import pytest
 import trio
 
 from trinit import Config, ProcessSpec
-from trinit.runtime.control import MAX_LINE
+from trinit.runtime.conversation import MAX_LINE
 from trinit.runtime.supervisor import Runtime
 from trinit.testing import Behaviour, FakeOS, make_supervisor
 
@@ -231,7 +231,7 @@ async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
 
 
 async def test_a_client_that_never_sends_is_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("trinit.runtime.control.IDLE_TIMEOUT", 0.2)
+    monkeypatch.setattr("trinit.runtime.conversation.IDLE_TIMEOUT", 0.2)
     async with running(tmp_path, two(), forever()) as sup, connect(sup) as c:
         with trio.fail_after(5):
             assert await c.line() is None  # closed by the server

@@ -62,8 +62,8 @@ LAZY_IMPORTS_ALLOWED = {
     "(system/harden, resource) only for a process with a hardening key",
     "trinit.runtime.notify": "NotifyHub.prepare: runtime/notifier (the sd_notify socket) only for a "
     "process with notify readiness or a watchdog",
-    "trinit.runtime.control": "_encode / _decode / _converse: json and runtime/commands only once a "
-    "control request comes",
+    "trinit.runtime.control": "ControlServer._serve: runtime/conversation (a connection's code, json, "
+    "runtime/commands) only once a control connection comes",
     "trinit.io.log": 'Logger._format: json only for log_format = "json"',
     "trinit.io.framing": "Framer: json's string encoder only for a process whose output is JSON lines",
 }
