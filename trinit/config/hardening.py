@@ -53,12 +53,13 @@ class Hardening:
         """The hardening of a process (its spec, or its validated values); None without any."""
         if isinstance(spec, Mapping):
             values = {key: spec.get(key, default) for key, default in DEFAULTS.items()}
-        elif _VALUES_OF(spec) == _NOT_GIVEN:
-            return None
+            if values == DEFAULTS:
+                return None
         else:
-            values = dict(zip(DEFAULTS, _VALUES_OF(spec), strict=True))
-        if values == DEFAULTS:
-            return None
+            given = _VALUES_OF(spec)
+            if given == _NOT_GIVEN:
+                return None
+            values = dict(zip(DEFAULTS, given, strict=True))
         umask = values["umask"]
         return cls(**{**values, "umask": None if umask is None else int(umask, 8)})
 
