@@ -35,6 +35,8 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.boot.overrides": "imported by the fast start; attrs and the config model only after the spawn",
     "trinit.system.real": "the fast start builds a RealOS (subreaper, pdeathsig) before the spawn: "
     "its launch helper, subprocess, resource and ctypes only in the methods that use them",
+    "trinit.system.spawning": "RealOS's spawning half, which the fast start loads too: the launch "
+    "helper, the hardening chain, resource and the ctypes batch spawner only when a spawn needs them",
     # Run after the spawn but before trio: a config error is reported without loading trio.
     "trinit.io.writer": "the logger writes before trio is loaded; only FdWriter.put (in trio) imports it",
     "trinit.runtime.run": "boot.main calls run_cli before trio is loaded; trio and the runtime "

@@ -25,19 +25,43 @@ if TYPE_CHECKING:
 
     from ..system.status import ExitStatus
     from .runner import Runner
+    from .spawner import Spawner
 
 #: Starts between two looks at signals and exits: a stop need not wait for 10,000 starts.
+#: Also the most plain processes the OS layer is given at once (two threads start them).
 _BATCH = 64
 
 
-async def start_run_phase(runners: Sequence[Runner], procs: trio.Nursery) -> None:
+async def start_run_phase(runners: Sequence[Runner], procs: trio.Nursery, spawner: Spawner) -> None:
     """Start these (the run phase, in start order): most at once with no task, the rest in
-    their own; all of them, whatever comes (a stop skips the rest through their lifecycle)."""
+    their own; all of them, whatever comes (a stop skips the rest through their lifecycle).
+    Runs of plain ones go to the OS layer together (:meth:`~.spawner.Spawner.spawn_plain`)."""
+    together: list[Runner] = []
     for i, runner in enumerate(runners, 1):
-        if not runner.start_at_once(procs):
-            procs.start_soon(partial(runner.lifecycle, park_in=procs), name=f"trinit {runner.name}")
+        if runner.at_once() and spawner.together(runner.spec) and not runner._cancelled():
+            together.append(runner)
+        else:
+            _start_together(together, procs, spawner)  # those before it first: the order holds
+            if not runner.start_at_once(procs):
+                procs.start_soon(partial(runner.lifecycle, park_in=procs), name=f"trinit {runner.name}")
         if i % _BATCH == 0:
+            _start_together(together, procs, spawner)
             await trio.lowlevel.cancel_shielded_checkpoint()
+    _start_together(together, procs, spawner)
+
+
+def _start_together(runners: list[Runner], procs: trio.Nursery, spawner: Spawner) -> None:
+    """Start ``runners`` with one call to the OS layer, then go on with each as
+    :meth:`Parking.start_at_once` would; no checkpoint in between, so the reaper cannot see
+    an exit before its process is watched. Empties ``runners``."""
+    if not runners:
+        return
+    for runner in runners:
+        runner.resume_in = procs
+        runner._starting()
+    for runner, started in zip(runners, spawner.spawn_plain([r.spec for r in runners]), strict=True):
+        runner._go(started if isinstance(started, ProcessHandle) else runner._failed(started), procs)
+    runners.clear()
 
 
 class Parking(RunnerFacts):
@@ -50,26 +74,33 @@ class Parking(RunnerFacts):
         def _cancelled(self) -> bool: ...
         def _starting(self) -> None: ...
         def _spawn(self) -> ProcessHandle | tuple[ExitStatus | None, float]: ...
+        def _failed(self, exc: OSError) -> tuple[ExitStatus | None, float]: ...
         def _running(self, handle: ProcessHandle) -> bool: ...
         async def _attempts(self, ended: tuple[ExitStatus | None, float] | None = None) -> None: ...
         async def _after_run(self, handle: ProcessHandle, status: ExitStatus) -> float: ...
         def _settle(self) -> None: ...
 
+    def at_once(self) -> bool:
+        """True if it can start with no task: it waits for nothing, and nothing watches its
+        run beside the exit."""
+        return not (self.start_after or not self.plain or self.spec.pre_start or self._adopted is not None)
+
     def start_at_once(self, park_in: trio.Nursery) -> bool:
-        """Start now, with no task, if it waits for nothing and nothing watches its run beside the
-        exit; False (nothing done) if it needs its own task (:meth:`~.runner.Runner.lifecycle`)."""
-        if self.start_after or not self.plain or self.spec.pre_start or self._adopted is not None:
-            return False
-        if self._cancelled():  # its lifecycle says why it was not started
+        """Start now, with no task, if :meth:`at_once` can; False (nothing done) if it needs
+        its own task (:meth:`~.runner.Runner.lifecycle`)."""
+        if not self.at_once() or self._cancelled():  # the lifecycle says why it was not started
             return False
         self.resume_in = park_in
         self._starting()
-        started = self._spawn()
+        self._go(self._spawn(), park_in)
+        return True
+
+    def _go(self, started: ProcessHandle | tuple[ExitStatus | None, float], park_in: trio.Nursery) -> None:
+        """After the spawn: parked, or a task for what comes next."""
         if not isinstance(started, ProcessHandle):  # the attempts decide: retry, restart or fail
             park_in.start_soon(self._go_on, started, name=f"trinit {self.name}")
         elif self._running(started) and not self._park(started):  # it is gone already
             park_in.start_soon(self._resume, started, name=f"trinit {self.name}")
-        return True
 
     def _park(self, handle: ProcessHandle) -> bool:
         """Wait for the exit with no task at all: the exit starts :meth:`_resume` in

@@ -291,14 +291,18 @@ class Runner(Parking):
         try:
             return self.host.spawn(self)
         except OSError as exc:
-            status, message = start_error(exc, self.spec.command[0], self.spec.cwd)
-            self.last_status = status
-            code = 1 if status is None else status.exit_code
-            self.host.log.error("failed", message, process=self.name, code=code)
-            return status, 0.0
+            return self._failed(exc)
         except StartFailure as exc:
             self.host.log.error("failed", f"could not start: {exc}", process=self.name)
             return None, 0.0
+
+    def _failed(self, exc: OSError) -> tuple[ExitStatus | None, float]:
+        """A spawn that raised ``exc``: logged; (its status or None, run time 0)."""
+        status, message = start_error(exc, self.spec.command[0], self.spec.cwd)
+        self.last_status = status
+        code = 1 if status is None else status.exit_code
+        self.host.log.error("failed", message, process=self.name, code=code)
+        return status, 0.0
 
     def _running(self, handle: ProcessHandle) -> bool:
         """It runs: log it and move on; True if nothing watches the run beside its exit."""

@@ -194,6 +194,31 @@ class Spawner:
             self._continue(pid)
         return handle
 
+    def together(self, spec: ProcessSpec) -> bool:
+        """True if :meth:`spawn_plain` can start it: what :meth:`spawn` would do for it is
+        only the exec (trinit's environment, no user, folder, hardening, pipe or socket)."""
+        return (
+            not spec.main
+            and self.environ_is_ours
+            and spec.inherit_env
+            and not spec.env
+            and spec.env_file is None
+            and spec.cwd is None
+            and spec.output in ("inherit", "null")
+            and spec.ready is None
+            and spec.watchdog is None
+            and self._creds.get(spec.name) is None
+            and spec.hardening is None
+        )
+
+    def spawn_plain(self, specs: Sequence[ProcessSpec]) -> list[ProcessHandle | OSError]:
+        """Start these (each one :meth:`together` accepts) as :meth:`spawn` would, two at a time
+        where the OS layer can; each one's handle or why it did not start, in order."""
+        null = self.os.devnull()
+        jobs = [(spec.command, (null, None, None) if spec.output == "inherit" else (null, null, null)) for spec in specs]
+        pids = self.os.spawn_plain(jobs, env=self.environ)
+        return [pid if isinstance(pid, OSError) else self.handle(spec, pid) for spec, pid in zip(specs, pids, strict=True)]
+
     def _close_reads(self, read_fds: list[tuple[int, Stream]]) -> None:
         """No child reads them: a failed start (EMFILE, say) must not leak a single fd."""
         for fd, _ in read_fds:

@@ -295,7 +295,7 @@ class Runtime:
                     async with trio.open_nursery() as procs:
                         self._procs = procs
                         starts = [r for r in self.run_phase if r.name not in self.scheduler]
-                        procs.start_soon(start_run_phase, starts, procs, name="trinit start")
+                        procs.start_soon(start_run_phase, starts, procs, self.spawner, name="trinit start")
                         self.scheduler.start(procs)
                         if self.scheduler.jobs and not self._down:  # only scheduled jobs: all is up
                             self.ready_file.update(True)

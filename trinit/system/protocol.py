@@ -72,6 +72,16 @@ class OSLayer(Protocol):
         the child finds set to its own pid (``WATCHDOG_PID``)."""
         ...
 
+    def spawn_plain(
+        self,
+        jobs: Sequence[tuple[Sequence[str], tuple[int | None, int | None, int | None]]],
+        *,
+        env: Mapping[str, str],
+    ) -> list[int | OSError]:
+        """Start each (argv, (stdin, stdout, stderr)) as :meth:`spawn` with ``inherit_environ``
+        would (``env`` is trinit's own); its pid or the OSError, in order. The fds stay open."""
+        ...
+
     def release(self, pid: int, status: int) -> None: ...
 
     def kill(self, pid: int, sig: int) -> None: ...

@@ -13,20 +13,15 @@ from __future__ import annotations
 import errno
 import os
 
-from ..boot.signals import INSPECTED
 from . import proc as tree
-from .exec_shim import shim_argv
 from .files import remove_if_ours, write_atomically
-from .spawn import resolve_program
+from .spawning import Spawning
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
-    from collections.abc import Mapping, Sequence
 
-    from ..config.hardening import Hardening
-    from .environ import Credentials
     from .protocol import OSLayer
 else:
     # The C module: `signal` builds enums (and imports enum, ~3.5 ms) before the main process starts,
@@ -37,15 +32,14 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
-class RealOS:
+class RealOS(Spawning):
     """The real operating system, as the runtime sees it."""
 
     def __init__(self) -> None:
-        self._programs: dict[tuple[str, str | None, str | None], str] = {}
+        super().__init__()
         self._devnull: int | None = None
         #: An open fd of each ready file trinit created: it removes only those.
         self._ready_made: dict[str, int] = {}
-        self._child_nofile: tuple[int, int] | None = None
         self.pid = os.getpid()
 
     # -- identity and process-wide settings -------------------------------------------------
@@ -96,96 +90,6 @@ class RealOS:
         fd = self._ready_made.pop(path, None)
         if fd is not None:
             remove_if_ours(path, fd)
-
-    # -- spawning ---------------------------------------------------------------------------
-
-    def spawn(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str],
-        cwd: str | None = None,
-        creds: Credentials | None = None,
-        stdin: int | None = None,
-        stdout: int | None = None,
-        stderr: int | None = None,
-        inherit_environ: bool = False,
-        hardening: Hardening | None = None,
-        move_fd: tuple[int, int] | None = None,
-        pid_env: str | None = None,
-    ) -> int:
-        """Start a child in its own process group, ``hardening`` applied (system/harden); its pid.
-        Raises OSError if it cannot start (HardeningError: a helper program is missing).
-
-        ``move_fd`` (trinit's fd, the child's number) and ``pid_env`` (a variable set to the
-        child's pid) go through :mod:`.exec_shim`, the only way to do them in the child.
-
-        subprocess's C helper does the vfork+exec (:mod:`.launch`: never a Python preexec_fn, so
-        threads are safe). The child inherits the calling thread's mask, which the runtime keeps
-        empty, and trinit's handlers reset to the default across exec. No Popen object is made,
-        and nothing but the reaper waits for a started child. The program's path
-        is looked up once per command, PATH and cwd, and again only when it is no longer there."""
-        key = (argv[0], env.get("PATH"), cwd)
-        path = self._programs.get(key)
-        cached = path is not None
-        if path is None:
-            path = self._programs[key] = resolve_program(argv[0], env, cwd)
-        limits = self._child_nofile
-        if limits is not None:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
-        shim = (move_fd, pid_env) if move_fd is not None or pid_env is not None else None
-        env_or_ours, stdio = None if inherit_environ else env, (stdin, stdout, stderr)
-        try:
-            try:
-                return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
-            except OSError as exc:
-                if not cached or exc.errno not in (errno.ENOENT, errno.EACCES) or exc.filename != path:
-                    raise
-                path = self._programs[key] = resolve_program(argv[0], env, cwd)  # it moved or went
-                return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
-        finally:
-            if limits is not None:  # `resource` was imported above
-                resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
-
-    def _start(
-        self,
-        path: str,
-        argv: Sequence[str],
-        env: Mapping[str, str] | None,
-        cwd: str | None,
-        creds: Credentials | None,
-        stdio: tuple[int | None, int | None, int | None],
-        hardening: Hardening | None,
-        shim: tuple[tuple[int, int] | None, str | None] | None,
-    ) -> int:
-        from . import launch  # not at the top: it loads a C module the fast start never needs
-
-        umask = -1
-        if hardening is not None:
-            from .harden import wrap  # not at the top: the fast start never needs it
-
-            path, argv, creds, umask = wrap(path, argv, creds, hardening)
-        keep: tuple[int, ...] = ()
-        if shim is not None:  # first, as trinit's user: then the hardening chain, then the program
-            move_fd, pid_env = shim
-            argv = shim_argv(path, list(argv), move_fd, pid_env)
-            path, keep = argv[0], (move_fd[0],) if move_fd is not None else ()
-        ids = (creds.uid, creds.gid, list(creds.groups)) if creds is not None else None
-        entries = None if env is None else launch.environment(dict(env))
-        # The child inherits this thread's mask: lift the block of the inspected signals
-        # (read from a signalfd, see runtime/bootstrap) for the spawn, so it starts empty.
-        held = _signal.pthread_sigmask(_signal.SIG_UNBLOCK, INSPECTED)
-        try:
-            if launch.USABLE:
-                return launch.launch(path, argv, entries, cwd, stdio, keep=keep, ids=ids, umask=umask)
-            return _popen(path, argv, env, cwd, stdio, keep, ids, umask)  # pragma: no cover - 3.14+
-        finally:
-            _signal.pthread_sigmask(_signal.SIG_SETMASK, held)
-
-    def release(self, pid: int, status: int) -> None:
-        """The reaper has the status of ``pid`` (nothing to tell: subprocess never waits for it)."""
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -338,42 +242,6 @@ def _tcsetpgrp(pgid: int) -> bool:
     finally:
         _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
     return True
-
-
-def _popen(
-    path: str,
-    argv: Sequence[str],
-    env: Mapping[str, str] | None,
-    cwd: str | None,
-    stdio: tuple[int | None, int | None, int | None],
-    keep: tuple[int, ...],
-    ids: tuple[int, int, list[int]] | None,
-    umask: int,
-) -> int:  # pragma: no cover - only where launch.USABLE is False (CPython 3.14, say)
-    """The same start through ``subprocess.Popen``; its status stays the reaper's: with a
-    returncode, subprocess never waits for it, and the object is dropped."""
-    import subprocess
-
-    uid, gid, groups = ids if ids is not None else (None, None, None)
-    proc = subprocess.Popen(
-        list(argv),
-        executable=path,
-        env=None if env is None else dict(env),
-        cwd=cwd,
-        stdin=stdio[0],
-        stdout=stdio[1],
-        stderr=stdio[2],
-        close_fds=True,
-        pass_fds=keep,
-        restore_signals=True,
-        process_group=0,
-        user=uid,
-        group=gid,
-        extra_groups=groups,
-        umask=umask,
-    )
-    proc.returncode = 0
-    return proc.pid
 
 
 def trim_heap() -> None:

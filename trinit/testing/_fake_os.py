@@ -13,7 +13,7 @@ import trio
 
 from ..system.reaper import Reaper
 from ._behaviour import Behaviour, Script, exit_status
-from ._records import FakeProcess, Sent, Spawn
+from ._records import FakeProcess, Records, Sent, Spawn
 
 if TYPE_CHECKING:
     from ..config.hardening import Hardening
@@ -27,7 +27,7 @@ def _now() -> float:
     return trio.current_time()
 
 
-class FakeOS:
+class FakeOS(Records):
     """The :class:`~trinit.system.protocol.OSLayer`, faked: scripted processes on trio's clock.
 
     ``behaviours`` maps a key to a :class:`Behaviour`, or to a list of them used one per
@@ -57,6 +57,8 @@ class FakeOS:
         self.pid = 1 if pid1 else 4242
         self.tty = tty
         self.spawns: list[Spawn] = []
+        #: The size of each batch :meth:`spawn_plain` was given, in order.
+        self.batches: list[int] = []
         self.signals: list[Sent] = []
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.processes: dict[int, FakeProcess] = {}
@@ -82,25 +84,6 @@ class FakeOS:
         """The reaper to give the supervisor (``watcher=``); the fake wakes it on every exit."""
         self.reaper = Reaper(self, log)
         return self.reaper
-
-    def spawns_of(self, name: str) -> list[Spawn]:
-        """Spawns (successful or not) of the process or key ``name``, in order."""
-        return [s for s in self.spawns if s.name == name]
-
-    def start_times(self, name: str) -> list[float]:
-        """When ``name`` was started successfully, in order."""
-        return [s.time for s in self.spawns_of(name) if s.pid is not None]
-
-    def signals_to(self, name: str) -> list[Sent]:
-        """Signals aimed at the processes of ``name`` (by pid, group or pidfd; not kill_all)."""
-        return [s for s in self.signals if s.name == name]
-
-    def processes_named(self, name: str) -> list[FakeProcess]:
-        return [p for p in self.processes.values() if p.name == name]
-
-    def alive(self) -> list[FakeProcess]:
-        """The fake processes that have not ended."""
-        return [p for p in self.processes.values() if p.alive]
 
     def adopt(self, behaviour: Behaviour | None = None, *, name: str = "orphan") -> FakeProcess:
         """Add a process that is not ours but was re-parented to us (a daemon's child, say).
@@ -208,6 +191,22 @@ class FakeOS:
             assert error is not None
             raise OSError(error, os.strerror(error), args[0] if args else "")
         return proc.pid
+
+    def spawn_plain(
+        self,
+        jobs: Sequence[tuple[Sequence[str], tuple[int | None, int | None, int | None]]],
+        *,
+        env: Mapping[str, str],
+    ) -> list[int | OSError]:
+        """:meth:`spawn` for each, in order (recorded as one batch in :attr:`batches`)."""
+        self.batches.append(len(jobs))
+        results: list[int | OSError] = []
+        for argv, (stdin, stdout, stderr) in jobs:
+            try:
+                results.append(self.spawn(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, inherit_environ=True))
+            except OSError as exc:
+                results.append(exc)
+        return results
 
     def _key(self, argv: tuple[str, ...]) -> str:
         name = self._names.get(argv)

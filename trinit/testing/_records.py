@@ -74,3 +74,30 @@ class FakeProcess:
     @property
     def alive(self) -> bool:
         return self.status is None
+
+
+class Records:
+    """The questions a test asks a :class:`~trinit.testing.FakeOS` about what it recorded."""
+
+    spawns: list[Spawn]
+    signals: list[Sent]
+    processes: dict[int, FakeProcess]
+
+    def spawns_of(self, name: str) -> list[Spawn]:
+        """Spawns (successful or not) of the process or key ``name``, in order."""
+        return [s for s in self.spawns if s.name == name]
+
+    def start_times(self, name: str) -> list[float]:
+        """When ``name`` was started successfully, in order."""
+        return [s.time for s in self.spawns_of(name) if s.pid is not None]
+
+    def signals_to(self, name: str) -> list[Sent]:
+        """Signals aimed at the processes of ``name`` (by pid, group or pidfd; not kill_all)."""
+        return [s for s in self.signals if s.name == name]
+
+    def processes_named(self, name: str) -> list[FakeProcess]:
+        return [p for p in self.processes.values() if p.name == name]
+
+    def alive(self) -> list[FakeProcess]:
+        """The fake processes that have not ended."""
+        return [p for p in self.processes.values() if p.alive]
