@@ -71,7 +71,9 @@ def test_children_are_as_spawn_makes_them(real: RealOS) -> None:
 def test_results_keep_the_order_of_the_jobs(real: RealOS, tmp_path: Path) -> None:
     fds = [os.open(tmp_path / f"out{i}", os.O_WRONLY | os.O_CREAT) for i in range(7)]
     try:
-        jobs = [(["sh", "-c", f"echo {i}"], (real.devnull(), fd, fd)) for i, fd in enumerate(fds)]
+        jobs: list[tuple[list[str], tuple[int | None, int | None, int | None]]] = [
+            (["sh", "-c", f"echo {i}"], (real.devnull(), fd, fd)) for i, fd in enumerate(fds)
+        ]
         jobs.insert(3, (["no-such-program-anywhere"], (real.devnull(), None, None)))
         results = real.spawn_plain(jobs, env=os.environ)
         missing = results.pop(3)
@@ -129,7 +131,7 @@ def test_two_threads_start_a_batch_and_none_is_left(real: RealOS) -> None:
         seen.append(thread.name)
         original(thread)
 
-    threading.Thread.start = start  # type: ignore[method-assign]
+    threading.Thread.start = start  # type: ignore[method-assign,assignment]
     try:
         pids = real.spawn_plain([(["true"], (real.devnull(), None, None))] * 4, env=os.environ)
     finally:
