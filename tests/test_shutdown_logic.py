@@ -15,7 +15,8 @@ from fakeutil import sent, stop_at, term_after
 from trio.testing import MockClock
 
 from trinit import Config, ProcessSpec
-from trinit.testing import Behaviour, FakeLog, FakeOS, run_supervisor
+from trinit.runtime.state import State
+from trinit.testing import Behaviour, FakeLog, FakeOS, make_supervisor, run_supervisor
 
 TERM, KILL, INT, QUIT = signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGQUIT
 
@@ -291,3 +292,26 @@ async def test_stop_job_without_after_runs_first_while_everything_is_up(autojump
     assert sent(fake, "db") == [(3, TERM)]
     assert not log.find("skipped", "backup")
     assert code == 143
+
+
+async def test_a_process_that_exits_after_the_pick_is_stopped_alone(autojump_clock: MockClock) -> None:
+    """The shutdown picks the processes it stops together, and their task starts later: one that
+    exited in between (its restart pending) is stopped as it would be alone, not asserted running."""
+    config = Config(
+        [ProcessSpec("a", ["a"]), ProcessSpec("b", ["b"], restart="always", restart_delay=10)],
+        shutdown_timeout=5,
+    )
+    fake = FakeOS({"*": Behaviour.forever()})
+    sup = make_supervisor(config, fake, log=FakeLog())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.sleep(1)
+        picked = [sup.runners["a"], sup.runners["b"]]
+        fake.kill(fake.processes_named("b")[0].pid, signal.SIGKILL)  # b exits after the pick
+        await trio.sleep(0.5)
+        assert sup.runners["b"].state not in (State.RUNNING, State.READY)  # its restart is pending
+        await sup._shutdown._stop_together(picked, TERM, 5)
+        assert sent(fake, "a") == [(1.5, TERM)]
+        assert sup.runners["b"].state in (State.STOPPED, State.EXITED)
+        sup.request_shutdown("test")
+    assert len(fake.spawns_of("b")) == 1  # not restarted

@@ -148,12 +148,20 @@ class Shutdown:
 
     async def _stop_together(self, runners: list[Runner], sig: int, grace: float) -> None:
         """The stop of processes that nothing waits for and that wait for nothing (no ``_stopped``
-        event is set: none is awaited), as each would be stopped alone."""
-        handles = [r.stop_quickly() for r in runners]
-        await terminate_all(handles, sig, grace, self.rt.force, self.rt.log)
-        for r in runners:
-            if not r.done.is_set():
-                await r.done.wait()
+        event is set: none is awaited), as each would be stopped alone. This task starts after
+        they were picked: one that exited meanwhile (its restart pending, say) is stopped alone."""
+        together: list[Runner] = []
+        async with trio.open_nursery() as alone:
+            for r in runners:
+                if self._stops_plainly(r, set()):  # nothing waits on a picked one: no order to keep
+                    together.append(r)
+                else:
+                    alone.start_soon(self._stop_in_order, r)
+            handles = [r.stop_quickly() for r in together]
+            await terminate_all(handles, sig, grace, self.rt.force, self.rt.log)
+            for r in together:
+                if not r.done.is_set():
+                    await r.done.wait()
 
     async def _run_stop_job(self, job: Runner) -> None:
         rt = self.rt
