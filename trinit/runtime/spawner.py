@@ -149,7 +149,7 @@ class Spawner:
         stdin = None if spec.main else self.os.devnull()
         read_fds: list[tuple[int, Stream]] = []
         write_fds: list[int] = []
-        plain = self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
+        plain = self._takes_ours(spec)
         hub = self.hub
         if hub is None and (spec.watchdog is not None or (spec.ready is not None and spec.ready.kind in _SAID)):
             hub = self.notify_hub()
@@ -199,10 +199,7 @@ class Spawner:
         only the exec (trinit's environment, no user, folder, hardening, pipe or socket)."""
         return (
             not spec.main
-            and self.environ_is_ours
-            and spec.inherit_env
-            and not spec.env
-            and spec.env_file is None
+            and self._takes_ours(spec)
             and spec.cwd is None
             and spec.output in ("inherit", "null")
             and spec.ready is None
@@ -210,6 +207,10 @@ class Spawner:
             and self._creds.get(spec.name) is None
             and spec.hardening is None
         )
+
+    def _takes_ours(self, spec: ProcessSpec) -> bool:
+        """Its environment is trinit's own, unchanged: the child inherits it (no copy to encode)."""
+        return self.environ_is_ours and spec.inherit_env and not spec.env and spec.env_file is None
 
     def spawn_plain(self, specs: Sequence[ProcessSpec]) -> list[ProcessHandle | OSError]:
         """Start these (each one :meth:`together` accepts) as :meth:`spawn` would, two at a time

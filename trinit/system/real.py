@@ -1,6 +1,6 @@
 """The thin layer over the operating system: spawn, signal, wait, prctl, the terminal.
 
-Nothing else in trinit calls ``os.kill``, ``waitpid``, ``fork``/``exec``, ``prctl`` or
+Nothing outside ``trinit/system`` calls ``os.kill``, ``waitpid``, ``fork``/``exec``, ``prctl`` or
 ``tcsetpgrp``; the runtime takes an object with these methods as a parameter, so its logic
 runs against :mod:`trinit.testing`'s fake in tests (both match
 :class:`~trinit.system.protocol.OSLayer`). This module imports neither attrs nor trio, and
