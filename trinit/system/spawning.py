@@ -7,9 +7,7 @@ the OS layer, this module imports neither attrs nor trio: the fast start loads i
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import os
 
 from ..boot.signals import INSPECTED
@@ -19,7 +17,7 @@ from .spawn import resolve_program
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Literal
 
     from ..config.hardening import Hardening
@@ -67,14 +65,16 @@ class Spawning:
         key, path, cached = self._program(argv[0], env.get("PATH"), cwd)
         shim = (move_fd, pid_env) if move_fd is not None or pid_env is not None else None
         env_or_ours, stdio = None if inherit_environ else env, (stdin, stdout, stderr)
-        with self._child_limits():
-            try:
-                return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
-            except OSError as exc:
-                if not (cached and _moved(exc, path)):
-                    raise
-                path = self._programs[key] = resolve_program(argv[0], env, cwd)
-                return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
+        _nofile(self._child_nofile, children=True)
+        try:
+            return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
+        except OSError as exc:
+            if not (cached and _moved(exc, path)):
+                raise
+            path = self._programs[key] = resolve_program(argv[0], env, cwd)
+            return self._start(path, argv, env_or_ours, cwd, creds, stdio, hardening, shim)
+        finally:
+            _nofile(self._child_nofile, children=False)
 
     def spawn_plain(
         self, jobs: Sequence[tuple[Sequence[str], Stdio]], *, env: Mapping[str, str]
@@ -87,7 +87,10 @@ class Spawning:
             from .pspawn import batch_spawner  # not at the top: ctypes, which the fast start never needs
 
             batch = self._batch = batch_spawner() or False
-        alone = functools.partial(_outcome, self.spawn, env=env, inherit_environ=True)
+
+        def alone(argv: Sequence[str], stdio: Stdio) -> int | OSError:
+            return _outcome(self.spawn, argv, stdio, env=env, inherit_environ=True)
+
         if not batch:  # pragma: no cover - not glibc >= 2.34
             return [alone(argv, stdio) for argv, stdio in jobs]
         results: list[int | OSError] = []
@@ -100,10 +103,13 @@ class Spawning:
                 continue
             results.append(0)
             todo.append((i, path, cached))
-        with self._child_limits():
+        _nofile(self._child_nofile, children=True)
+        try:
             started = batch.spawn_all(
                 [(os.fsencode(path), [os.fsencode(a) for a in jobs[i][0]], jobs[i][1]) for i, path, _ in todo]
             )
+        finally:
+            _nofile(self._child_nofile, children=False)
         for (i, path, cached), result in zip(todo, started, strict=True):
             moved = isinstance(result, OSError) and cached and _moved(result, path)
             results[i] = alone(*jobs[i]) if moved else result  # looked up again, and started alone
@@ -118,21 +124,6 @@ class Spawning:
             return key, path, True
         path = self._programs[key] = resolve_program(name, {} if search is None else {"PATH": search}, cwd)
         return key, path, False
-
-    @contextlib.contextmanager
-    def _child_limits(self) -> Iterator[None]:
-        """Children keep the open-files limit trinit started with (see :meth:`raise_nofile`)."""
-        limits = self._child_nofile
-        if limits is None:
-            yield
-            return
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
-        try:
-            yield
-        finally:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
 
     def _start(
         self,
@@ -208,6 +199,15 @@ def _popen(
     )
     proc.returncode = 0
     return proc.pid
+
+
+def _nofile(limits: tuple[int, int] | None, *, children: bool) -> None:
+    """Children keep the open-files limit trinit started with (``limits``, see
+    ``RealOS.raise_nofile``): set it for a spawn (``children``), then trinit's own again."""
+    if limits is not None:
+        import resource  # only when trinit raised its own limit
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits if children else (limits[1], limits[1]))
 
 
 def _moved(exc: OSError, path: str) -> bool:
