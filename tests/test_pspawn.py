@@ -19,6 +19,7 @@ import pytest
 
 from trinit.system.pspawn import batch_spawner
 from trinit.system.real import RealOS
+from trinit.system.spawning import BATCH_FROM
 
 pytestmark = pytest.mark.skipif(batch_spawner() is None, reason="needs glibc 2.34 or later (posix_spawn closefrom)")
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.skipif(batch_spawner() is None, reason="needs glibc 2.3
 @pytest.fixture
 def real() -> Iterator[RealOS]:
     os_layer = RealOS()
+    os_layer._batch = batch_spawner()  # as after a first big run: the batches below are small
     yield os_layer
     os.close(os_layer.devnull())
 
@@ -142,3 +144,15 @@ def test_two_threads_start_a_batch_and_none_is_left(real: RealOS) -> None:
     assert seen == ["trinit spawn"]
     assert not [t for t in threading.enumerate() if t.name == "trinit spawn"]
     assert all(isinstance(pid, int) and os.waitpid(pid, 0)[1] == 0 for pid in pids)
+
+
+def test_a_few_start_one_at_a_time_until_a_bigger_run_comes() -> None:
+    real = RealOS()
+    try:
+        pids = real.spawn_plain([(["true"], (real.devnull(), None, None))] * (BATCH_FROM - 1), env=os.environ)
+        assert real._batch is None  # not loaded for a few
+        pids += real.spawn_plain([(["true"], (real.devnull(), None, None))] * BATCH_FROM, env=os.environ)
+        assert real._batch is not None and real._batch is not False
+        assert all(isinstance(pid, int) and os.waitpid(pid, 0)[1] == 0 for pid in pids)
+    finally:
+        os.close(real.devnull())
