@@ -13,9 +13,9 @@ import pytest
 import trinit
 from trinit import Config, ConfigError, ProcessSpec
 from trinit.boot.signals import FAULTS, FORWARDED, SHUTDOWN, SWALLOWED
-from trinit.runtime import spawner
 from trinit.runtime.bootstrap import handled_signals, prepare
 from trinit.runtime.options import RuntimeOptions
+from trinit.system import environ
 from trinit.testing import FakeOS
 
 USR1 = signal.SIGUSR1
@@ -75,7 +75,7 @@ def test_run_raises_a_config_error_instead_of_exiting(monkeypatch: pytest.Monkey
     def gone(spec: ProcessSpec) -> None:
         raise ConfigError([f'process "{spec.name}": user: no user named "gone"'])
 
-    monkeypatch.setattr(spawner, "resolve_credentials", gone)
+    monkeypatch.setattr(environ, "resolve_credentials", gone)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     with pytest.raises(ConfigError, match='no user named "gone"'):
         trinit.run(Config([ProcessSpec("app", ["true"], main=True)]))

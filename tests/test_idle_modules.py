@@ -9,6 +9,7 @@ the check itself sees what it should).
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
@@ -27,7 +28,9 @@ FEATURE_MODULES = {
     "trinit.runtime.notify": "notify or fd readiness, or a watchdog",
     "trinit.runtime.notifier": "notify readiness or a watchdog",
     "trinit.runtime.hooks": "a hook",
+    "trinit.runtime.ready_file": "ready_file",
     "trinit.runtime.reload": "a reload",
+    "trinit.runtime.scheduler": "a scheduled job",
     "trinit.runtime.scheduled_job": "a scheduled job",
     "trinit.system.wallclock": "a scheduled job",
     "trinit.runtime.conversation": "a control connection",
@@ -106,3 +109,26 @@ def test_a_feature_in_use_loads_its_modules(tmp_path: Path) -> None:
     }
     assert expected <= loaded
     assert "trinit.config.health" not in loaded
+
+
+def test_a_job_a_ready_fd_a_ready_file_and_a_control_connection_load_theirs(tmp_path: Path) -> None:
+    config = tmp_path / "trinit.toml"
+    ctl = [sys.executable, "-m", "trinit", "ctl", "--socket", str(tmp_path / "ctl.sock"), "status"]
+    config.write_text(
+        f'[trinit]\ncontrol_socket = "{tmp_path}/ctl.sock"\nready_file = "ready"\n'
+        '[process.main]\ncommand = ["sleep", "1"]\nmain = true\n'
+        '[process.job]\ncommand = ["true"]\noneshot = true\nevery = "1h"\n'
+        '[process.fd]\ncommand = ["sh", "-c", "echo >&3"]\noneshot = true\nready = { fd = 3 }\n'
+        f'[process.ctl]\ncommand = {json.dumps(ctl)}\noneshot = true\nafter = ["fd"]\n'
+    )
+    loaded = imported(["-c", str(config)], tmp_path)
+    expected = {
+        "trinit.runtime.scheduler",
+        "trinit.runtime.scheduled_job",
+        "trinit.runtime.notify",
+        "trinit.runtime.ready_file",
+        "trinit.runtime.conversation",
+        "trinit.runtime.commands",
+    }
+    assert expected <= loaded
+    assert "trinit.runtime.notifier" not in loaded  # a ready fd needs no sd_notify socket

@@ -219,6 +219,24 @@ async def test_runtime_settings_take_effect(autojump_clock: MockClock) -> None:
         assert sup.config.shutdown_timeout == 20 and sup.log.log_format == "json"
 
 
+async def test_a_reload_sets_the_runs_first_ready_file(autojump_clock: MockClock) -> None:
+    async with running(Config(BASE)) as (sup, fake, _log):
+        assert sup.ready_file is None  # no ready_file: its module is not even needed
+        await sup.reloader.reload(Config(BASE, ready_file="/run/a"))
+        assert list(fake.ready_files) == ["/run/a"]
+
+
+async def test_a_ready_file_set_once_the_run_is_ending_is_never_made(autojump_clock: MockClock) -> None:
+    # "once" exits with no restart to come: the run goes on (no main process), but is no longer all up.
+    behaviours = {"once": Behaviour.exits(0, after=2)}
+    async with running(Config([spec("db"), spec("once")]), behaviours) as (sup, fake, _log):
+        await trio.sleep(5)
+        await sup.reloader.reload(Config([spec("db")], ready_file="/run/a"))
+        await trio.sleep(1)
+        assert fake.ready_files == {}
+        assert not any(call == "write_ready_file" for call, _ in fake.calls)
+
+
 async def test_scheduled_jobs_come_and_go_with_the_config(autojump_clock: MockClock) -> None:
     async with running(Config([spec("db")]), {"tick": Behaviour.exits(0, after=0.1)}) as (sup, fake, _log):
         await sup.reloader.reload(Config([spec("db"), spec("tick", oneshot=True, every=10)]))

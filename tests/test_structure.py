@@ -52,8 +52,9 @@ LAZY_IMPORTS_ALLOWED = {
     "trinit.runtime.supervisor": "Runtime.probe / hooks / health / reloader: runtime/readiness, hooks, "
     "health and reload only for a process with a probe, a hook, health or a watchdog, or a reload; "
     "runtime/steer with the first operation of the library handle, runtime/cascade with the first restart, "
-    "runtime/control only when the control socket is on",
-    "trinit.config.files": "included_files: glob only for a config with include",
+    "runtime/control only when the control socket is on, runtime/ready_file only with a ready_file, "
+    "runtime/scheduler with the first scheduled job",
+    "trinit.config.files": "included_files: glob only for a config with include; tomllib in parse_toml, so the CLI can let it go",
     "trinit.runtime.spawner": "Spawner._start_pump: io/output and io/framing only for a process whose "
     "output trinit reads (prefix, or a log probe); Spawner.notify_hub: runtime/notify only for a process "
     "with notify or fd readiness or a watchdog",

@@ -29,6 +29,7 @@ from ..boot.signals import (
 )
 from ..system.reaper import PidfdWatcher, Reaper
 from ..system.sigfd import open_signalfd, read_signalfd
+from ..system.status import ExitStatus
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -87,16 +88,25 @@ class Bootstrap:
     _reaper: Reaper | None = None
     _nursery: trio.Nursery | None = None
 
-    def start_watcher(self, nursery: trio.Nursery, on_orphan: Callable[[int, int], None]) -> ExitWatcher:
+    @property
+    def reaps_orphans(self) -> bool:
+        return self.watcher is not None and self.watcher.reaps_orphans
+
+    def start_watcher(self, nursery: trio.Nursery) -> ExitWatcher:
         self._nursery = nursery  # the run's: the reader of the inspected signals runs there too
         if self.watcher is None:
             if self.options.reap_orphans:
                 self._reaper = Reaper(self.os, self.log)
-                self._reaper.on_orphan = on_orphan
+                self._reaper.on_orphan = self._on_orphan
                 self.watcher = self._reaper
             else:
                 self.watcher = PidfdWatcher(self.os, nursery)
         return self.watcher
+
+    def _on_orphan(self, pid: int, raw: int) -> None:
+        if self.log.enabled("debug"):
+            status = ExitStatus.from_wait_status(raw)
+            self.log.debug("orphan_reaped", f"reaped orphan pid {pid} ({status.describe()})", pid=pid)
 
     def install_signals(
         self,

@@ -74,7 +74,7 @@ def kind(runner: Runner) -> str:
 def process_object(rt: Runtime, runner: Runner) -> dict[str, Any]:
     """One process as ``status --json`` shows it (SPEC §8)."""
     handle = runner.handle
-    job = rt.scheduler.jobs.get(runner.name)
+    job = rt.jobs.get(runner.name)
     notifier = rt.spawner.notifier(runner.name)
     return {
         "name": runner.name,

@@ -27,9 +27,10 @@ import trio
 
 from .._errors import ConfigError
 from ..config.plan import make_plan
+from ..system.environ import credentials_of
 from .cascade import relaunch, stop_follower
 from .log_watch import log_watch_for
-from .spawner import credentials_of
+from .ready_file import ReadyFile
 from .steer import Refused
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ async def _apply(rt: Runtime, plan: ReloadPlan, new: Config, creds: dict[str, Cr
                 back.append(r)
         elif name in restart:
             rt.log.info("reload", f"changed ({', '.join(changed[name])}): restarting it", process=name)
-            if not r.final or r.name in rt.scheduler:
+            if not r.final or r.name in rt.jobs:
                 stopped.add(name)
                 await r.stop(hold=True)
     if rt.shutting_down:
@@ -188,7 +189,8 @@ async def _apply(rt: Runtime, plan: ReloadPlan, new: Config, creds: dict[str, Cr
 def _swap(rt: Runtime, plan: ReloadPlan, new: Config, creds: dict[str, Credentials | None]) -> None:
     """Run the new plan from now on (step 2): runners, specs, and what is derived from them."""
     for name in plan.removed:
-        rt.scheduler.remove(name)
+        if name in rt.jobs:
+            rt.scheduler.remove(name)
         rt.track(name)
     runners: dict[str, Runner] = {}
     new_plan = make_plan(new)
@@ -199,7 +201,8 @@ def _swap(rt: Runtime, plan: ReloadPlan, new: Config, creds: dict[str, Credentia
         if runner is None:
             runner = rt.make_runner(spec)
         elif spec.name in changed:
-            rt.scheduler.remove(spec.name)  # a changed job is scheduled anew when it starts
+            if spec.name in rt.jobs:  # a changed job is scheduled anew when it starts
+                rt.scheduler.remove(spec.name)
             runner.spec, runner.log_watch = spec, log_watch_for(spec)
         runner.start_after = tuple(new_plan.start_after.get(spec.name, ()))
         runners[spec.name] = runner
@@ -212,8 +215,11 @@ def _swap(rt: Runtime, plan: ReloadPlan, new: Config, creds: dict[str, Credentia
     for key, old_value, new_value in plan.settings:
         rt.log.info("reload", f"{key}: {old_value} -> {new_value}", key=key)
     rt.log.log_format = new.log_format
-    rt.ready_file.move(new.ready_file)
-    rt.ready_file.update(rt.all_up)
+    if rt.ready_file is None and new.ready_file:  # the first ready_file of the run
+        rt.ready_file = ReadyFile(None, rt.os, rt.log, retired=rt.ready_retired)
+    if rt.ready_file is not None:
+        rt.ready_file.move(new.ready_file)
+        rt.ready_file.update(rt.all_up)
 
 
 __all__ = ["ReloadRefused", "Reloader"]

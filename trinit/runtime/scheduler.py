@@ -39,22 +39,27 @@ class Scheduler:
     def __init__(
         self,
         host: SchedulerHost,
-        runners: Iterable[Runner],
         clock: WallClock | None,
         environ: Mapping[str, str],
+        jobs: dict[str, ScheduledJob] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``jobs``: where the jobs are kept by name (the runtime's own dict, which it reads on hot paths)."""
         self.host = host
         self.clock = clock
         self.environ = environ
-        scheduled = [r for r in runners if r.spec.scheduled]
         #: The zone of cron times: None until the first job; then UTC, or TZ once a cron job came.
         self.zone: tzinfo | None = None
         self._zoned = False
         self._watching = False
         self.rng = rng or random.Random()
+        self.jobs: dict[str, ScheduledJob] = {} if jobs is None else jobs
+
+    def schedule(self, runners: Iterable[Runner]) -> None:
+        """The run's first jobs (not started yet): the zone is read once, from TZ if one of them is cron."""
+        scheduled = [r for r in runners if r.spec.scheduled]
         cron = any(r.spec.schedule is not None for r in scheduled)
-        self.jobs: dict[str, ScheduledJob] = {r.name: self._job(r, read_tz=cron) for r in scheduled}
+        self.jobs.update({r.name: self._job(r, read_tz=cron) for r in scheduled})
 
     def _job(self, runner: Runner, *, read_tz: bool) -> ScheduledJob:
         """A job for ``runner``, the zone read first when ``read_tz`` and not yet read.

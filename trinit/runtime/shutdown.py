@@ -38,7 +38,7 @@ class Shutdown:
         rt = self.rt
         budget = rt.config.shutdown_timeout
         started = trio.current_time()
-        rt.ready_file.retire()
+        rt.retire_ready_file()
         rt.log.info(
             "shutdown_begun",
             f"shutdown begun ({reason}); budget {budget:g} s",
@@ -75,7 +75,7 @@ class Shutdown:
     def _log_timeout(self, budget: float) -> None:
         rt = self.rt
         holding = [f"{r.name} (pid {r.last_pid})" for r in self._live()]
-        if not holding and rt.reaps_orphans:
+        if not holding and rt.boot.reaps_orphans:
             try:
                 left = rt.os.descendants()
             except OSError:  # no /proc (the sweep said so)
@@ -104,15 +104,15 @@ class Shutdown:
                 else:  # a stop, so its SIGKILL is trinit's doing, never a failure of it
                     nursery.start_soon(r.stop, stop_signal_for(r.spec))
         # The supervised processes first, so each is told why; then what they left behind.
-        if rt.reaps_orphans:
-            await kill_everything(rt.os, rt.watcher_or_fail())
+        if rt.boot.reaps_orphans:
+            await kill_everything(rt.os, rt.spawner.watcher_or_fail())
 
     async def _gone(self) -> None:
         for r in self.rt.runners.values():
             if r.handle is not None:
                 await r.handle.waiter.wait()
-        if self.rt.reaps_orphans:
-            await self.rt.watcher_or_fail().wait_no_children()
+        if self.rt.boot.reaps_orphans:
+            await self.rt.spawner.watcher_or_fail().wait_no_children()
 
     async def _stop_in_order(self, runner: Runner) -> None:
         for name in self.rt.plan.stop_waits_for.get(runner.name, ()):
@@ -191,9 +191,9 @@ class Shutdown:
             self._stopped[job.name].set()
 
     async def _sweep(self) -> None:
-        if self.rt.reaps_orphans:
+        if self.rt.boot.reaps_orphans:
             spare = frozenset(self._group_stopped)
-            await sweep(self.rt.os, self.rt.watcher_or_fail(), self.rt.force, self.rt.log, spare)
+            await sweep(self.rt.os, self.rt.spawner.watcher_or_fail(), self.rt.force, self.rt.log, spare)
 
     async def emergency(self, exc: BaseException) -> None:
         """trinit itself failed: still stop every process within the budget (then SIGKILL)."""
@@ -206,7 +206,7 @@ class Shutdown:
             if rt.log.enabled("debug"):
                 rt.log.debug("traceback", "".join(traceback.format_exception(exc)).rstrip())
         rt.shutting_down = True
-        rt.ready_file.retire()
+        rt.retire_ready_file()
         budget = rt.config.shutdown_timeout
         with trio.move_on_after(budget + KILL_WAIT):
             async with trio.open_nursery() as nursery:

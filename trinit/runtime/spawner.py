@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 import trio
 
-from .._errors import ConfigError, TrinitError
+from .._errors import TrinitError
 from ..io.writer import stdio_writer
-from ..system.environ import build_env, check_env_files, resolve_credentials
+from ..system.environ import build_env, credentials_of
 from .process import ProcessHandle, StartFailure
 from .stopping import terminate
 
@@ -34,29 +34,6 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 Stream = Literal["stdout", "stderr"]
-
-
-def credentials_of(config: Config) -> dict[str, Credentials | None]:
-    """Each process's ids, and every ``env_file`` read once: a problem is a ConfigError, before
-    anything (of a reload, anything new) starts."""
-    creds = {p.name: resolve_credentials(p) for p in config.processes}
-    check_env_files_of(config, creds)
-    return creds
-
-
-def check_env_files_of(config: Config, creds: Mapping[str, Credentials | None]) -> None:
-    """``check_env_files`` with each error naming the file its process is defined in."""
-    errors: list[str] = []
-    by_file: dict[str | None, list[ProcessSpec]] = {}
-    for spec in config.processes:
-        by_file.setdefault(config.source_of(spec.name), []).append(spec)
-    for source, specs in by_file.items():
-        try:
-            check_env_files(specs, creds, source)
-        except ConfigError as exc:
-            errors += exc.errors
-    if errors:
-        raise ConfigError(errors)
 
 
 _Send = Callable[[int, int], None]
@@ -85,6 +62,8 @@ class Spawner:
     nursery: trio.Nursery | None = None
     #: What a start of a notify, fd or watchdog process needs (SPEC §9): made by the first one.
     hub: NotifyHub | None = None
+    #: What the CLI's fast start spawned before trio: a pid, or the OSError of its exec.
+    prestarted: dict[str, int | OSError] = attrs.field(factory=dict)
     _creds: dict[str, Credentials | None] = attrs.field(init=False)
     _pumps: int = 0
     _signals: tuple[_Send, _Send, _Send] | None = None
@@ -97,6 +76,15 @@ class Spawner:
         """Start children from ``config`` from now on (a reload, SPEC §10); ``creds`` from
         :func:`credentials_of`."""
         self.config, self._creds = config, creds
+
+    def adopt_prestarted(self, runners: Mapping[str, Runner]) -> None:
+        """Watch what the fast start spawned, before the first drain (so its exit is its own and not
+        an "orphan's") and before the signals held since start-up are let through (so it is a
+        forwarding target); an exec that failed is raised by the process's start."""
+        for name, early in list(self.prestarted.items()):
+            if isinstance(early, int):
+                del self.prestarted[name]
+                runners[name].adopt(self.handle(runners[name].spec, early))
 
     def notify_hub(self) -> NotifyHub:
         """The door of runtime/notify: made for the first process with notify or fd readiness or a
@@ -141,6 +129,8 @@ class Spawner:
     def spawn(self, runner: Runner, *, give_terminal: bool) -> ProcessHandle:
         """Start ``runner``'s process; raises OSError (exec) or StartFailure (anything before)."""
         spec = runner.spec
+        if self.prestarted and isinstance(early := self.prestarted.pop(spec.name, None), OSError):
+            raise early
         creds = self._creds.get(spec.name)
         try:
             env = build_env(spec, self.environ, creds)

@@ -67,8 +67,8 @@ async def start(rt: Runtime, names: Sequence[str], *, wait: bool = False) -> Non
     """Start stopped, finished or failed processes (a oneshot runs again); they wait for their ``after``."""
     runners = lookup(rt, names)
     _refuse_during_shutdown(rt, "starts")
-    jobs = [r for r in runners if r.name in rt.scheduler]
-    runners = [r for r in runners if r.name not in rt.scheduler]
+    jobs = [r for r in runners if r.name in rt.jobs]
+    runners = [r for r in runners if r.name not in rt.jobs]
     for r in runners:
         if r.spec.phase == "stop":
             raise Refused("wrong_state", f"{r.name} is a stop job: it runs only during the shutdown")
@@ -88,7 +88,7 @@ async def start(rt: Runtime, names: Sequence[str], *, wait: bool = False) -> Non
 
 
 async def _run_job_now(rt: Runtime, name: str, wait: bool) -> None:
-    result = await rt.scheduler.job(name).run_now(wait=wait)
+    result = await rt.jobs[name].run_now(wait=wait)
     if result is Trigger.REFUSED:
         raise Refused("wrong_state", f"{name} cannot run: its after can never hold, or the shutdown began")
     if wait and result is Trigger.WAITING:
@@ -147,8 +147,8 @@ async def restart(rt: Runtime, names: Sequence[str], *, wait: bool = False, back
 
 
 async def restart_one(rt: Runtime, runner: Runner) -> None:
-    if runner.handle is None and runner.name in rt.scheduler:  # between runs: one more run now
-        rt.scheduler.job(runner.name).trigger()
+    if runner.handle is None and runner.name in rt.jobs:  # between runs: one more run now
+        rt.jobs[runner.name].trigger()
         return
     if runner.state is State.STOPPING:  # a stop under way, or the post_stop hook of an exit
         while runner.state is State.STOPPING:

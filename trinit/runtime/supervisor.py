@@ -23,9 +23,7 @@ from .log_watch import log_watch_for
 from .options import RuntimeOptions
 from .parking import start_run_phase
 from .process import ProcessStatus
-from .ready_file import ReadyFile
 from .runner import Runner
-from .scheduler import Scheduler
 from .shutdown import Shutdown, only_cancelled
 from .signal_policy import on_signal
 from .spawner import Spawner
@@ -43,7 +41,10 @@ if TYPE_CHECKING:
     from .health import HealthWatch
     from .hooks import Hooks
     from .process import ProcessHandle
+    from .ready_file import ReadyFile
     from .reload import Reloader
+    from .scheduled_job import ScheduledJob
+    from .scheduler import Scheduler
 
 
 class Runtime:
@@ -78,10 +79,14 @@ class Runtime:
             environ_is_ours=environ is None,
             stdout=stdout,
             stderr=stderr,
+            prestarted=dict(prestarted or {}),
         )
         self.boot = Bootstrap(os=os_layer, log=log, options=self.options, watcher=watcher)
-        self.ready_file = ReadyFile(path=self.config.ready_file, os=os_layer, log=log)
-        self._prestarted: dict[str, int | OSError] = dict(prestarted or {})
+        self.ready_file: ReadyFile | None = None  # made only with one (a reload may set one)
+        self.ready_retired = False
+        if self.config.ready_file:
+            from .ready_file import ReadyFile
+            self.ready_file = ReadyFile(self.config.ready_file, os_layer, log)
         self.shutting_down = False
         self.force = trio.Event()
         self.finished = trio.Event()
@@ -95,8 +100,11 @@ class Runtime:
         #: Where each process comes in the start order (several names are applied in it).
         self.start_rank = {name: i for i, name in enumerate(plan.order)}
         # Scheduled jobs run until the shutdown, and do not count toward ready_file (SPEC §11).
-        self.scheduler = Scheduler(self, self.runners.values(), wall_clock, self.spawner.environ)
-        self._live = {r.name for r in self.run_phase if r.name not in self.scheduler}
+        self.jobs: dict[str, ScheduledJob] = {}  # by name; kept by the scheduler, made at the first
+        self._wall_clock = wall_clock
+        if any(r.spec.scheduled for r in self.runners.values()):
+            self.scheduler.schedule(self.runners.values())
+        self._live = {r.name for r in self.run_phase if r.name not in self.jobs}
         self._down = set(self._live)
         self._forwarders: dict[str, Any] = {}
         self._fixed_code: int | None = None
@@ -111,7 +119,7 @@ class Runtime:
         self.internal_error: BaseException | None = None
         self.exit_code: int | None = None
 
-    # A feature's module loads at its first use (idle RSS): hooks, health checks, reloads.
+    # A feature's module loads at its first use (idle RSS): hooks, health checks, reloads, scheduled jobs.
     @cached_property
     def hooks(self) -> Hooks:
         from .hooks import Hooks
@@ -123,13 +131,14 @@ class Runtime:
         return HealthWatch(self.log, self.health_changed)
 
     @cached_property
+    def scheduler(self) -> Scheduler:
+        from .scheduler import Scheduler
+        return Scheduler(self, self._wall_clock, self.spawner.environ, self.jobs)
+
+    @cached_property
     def reloader(self) -> Reloader:
         from .reload import Reloader
         return Reloader(self, self._reload_source)
-
-    @property
-    def reaps_orphans(self) -> bool:
-        return self.boot.watcher is not None and self.boot.watcher.reaps_orphans
 
     def make_runner(self, spec: ProcessSpec) -> Runner:
         after = tuple(self.plan.start_after.get(spec.name, ()))
@@ -148,9 +157,6 @@ class Runtime:
                 self._live.add(name)
             if not runner.up:
                 self._down.add(name)
-
-    def watcher_or_fail(self) -> ExitWatcher:
-        return self.spawner.watcher_or_fail()
 
     def forwarded_to(self) -> list[str]:
         return list(self._forwarders)
@@ -186,7 +192,7 @@ class Runtime:
         elif name in self._forwarders:
             del self._forwarders[name]
             self.boot.set_targets(tuple(self._forwarders.values()))
-        if spec.phase != "run" or name in self.scheduler.jobs:
+        if spec.phase != "run" or name in self.jobs:
             return
         state = runner.state
         if state in FINAL:
@@ -194,20 +200,27 @@ class Runtime:
                 self._live.discard(name)
                 self.end_if_nothing_left()
             if runner.gone_for_good:  # the main process exited, or a service with no restart to come
-                self.ready_file.retire()
+                self.retire_ready_file()
         (self._down.discard if runner.up else self._down.add)(name)
-        if self.ready_file.path is not None:
+        if self.ready_file is not None:
             self.ready_file.update(self.all_up)
 
     def end_if_nothing_left(self) -> None:
         """Without a main process, the run ends once every process has finished."""
-        if not self._live and self._main is None and not self.shutting_down and not self.scheduler.jobs:
+        if not self._live and self._main is None and not self.shutting_down and not self.jobs:
             self.request_shutdown("every process has finished")
 
     def health_changed(self, runner: Runner) -> None:
         """Its health verdict changed (SPEC §9): ``ready_file`` follows; its state did not change."""
         (self._down.discard if runner.up else self._down.add)(runner.name)
-        self.ready_file.update(self.all_up)
+        if self.ready_file is not None:
+            self.ready_file.update(self.all_up)
+
+    def retire_ready_file(self) -> None:
+        """The run is ending: ``ready_file`` goes for good, one a reload sets later too (SPEC §4)."""
+        self.ready_retired = True
+        if self.ready_file is not None:
+            self.ready_file.retire()
 
     def process_failed(self, runner: Runner, code: int) -> None:
         if self.shutting_down:
@@ -226,9 +239,6 @@ class Runtime:
             self.request_shutdown(f"the main process {runner.name} {what}")
 
     def spawn(self, runner: Runner) -> ProcessHandle:
-        early = self._prestarted.pop(runner.name, None)
-        if isinstance(early, OSError):
-            raise early
         return self.spawner.spawn(runner, give_terminal=runner.spec.main and self.options.handle_signals)
 
     async def probe(self, runner: Runner, handle: ProcessHandle) -> bool:
@@ -260,11 +270,6 @@ class Runtime:
     def on_signal(self, received: int, passed: int) -> None:
         on_signal(self, received, passed)
 
-    def _on_orphan(self, pid: int, raw: int) -> None:
-        if self.log.enabled("debug"):
-            status = ExitStatus.from_wait_status(raw)
-            self.log.debug("orphan_reaped", f"reaped orphan pid {pid} ({status.describe()})", pid=pid)
-
     def request_shutdown(self, reason: str, *, stop_signal: int | None = None) -> None:
         """Begin the graceful shutdown (idempotent); ``run()`` carries it out.
 
@@ -274,7 +279,7 @@ class Runtime:
             return
         # From this moment nothing new starts, even before the shutdown task runs.
         self.shutting_down = True
-        self.ready_file.retire()
+        self.retire_ready_file()
         self.stop_signal = stop_signal
         self._shutdown_reason = reason
         self._shutdown_requested.set()
@@ -294,10 +299,11 @@ class Runtime:
                 try:
                     async with trio.open_nursery() as procs:
                         self._procs = procs
-                        starts = [r for r in self.run_phase if r.name not in self.scheduler]
+                        starts = [r for r in self.run_phase if r.name not in self.jobs]
                         procs.start_soon(start_run_phase, starts, procs, self.spawner, name="trinit start")
-                        self.scheduler.start(procs)
-                        if self.scheduler.jobs and not self._down:  # only scheduled jobs: all is up
+                        if self.jobs:
+                            self.scheduler.start(procs)
+                        if self.jobs and not self._down and self.ready_file:  # only scheduled jobs: all up
                             self.ready_file.update(True)
                         task_status.started(self)
                         if not self.run_phase:  # nothing would ever end the run: stop jobs, then exit
@@ -326,17 +332,10 @@ class Runtime:
         return self.exit_code
 
     def _start(self, nursery: trio.Nursery) -> None:
-        self.spawner.watcher = self.boot.start_watcher(nursery, self._on_orphan)
+        self.spawner.watcher = self.boot.start_watcher(nursery)
         if self.control is not None:
             self.control.open(nursery)
-        # Processes started before trio (the CLI's fast start) are watched before the
-        # first drain, so their exit is theirs and not an "orphan", and they are forwarding
-        # targets before the signals held since start-up are let through.
-        for name, early in list(self._prestarted.items()):
-            if isinstance(early, int):
-                del self._prestarted[name]
-                runner = self.runners[name]
-                runner.adopt(self.spawner.handle(runner.spec, early))
+        self.spawner.adopt_prestarted(self.runners)  # before the first drain and the signals
         reload_signal = self.config.reload_signal  # fixed for the run: a reload cannot change it
         consumed = frozenset({reload_signal}) if reload_signal else frozenset()
         self.boot.install_signals(self.on_signal, tuple(self._forwarders.values()), consumed=consumed)

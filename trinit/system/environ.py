@@ -17,7 +17,7 @@ from .._errors import ConfigError
 from ..config.model import is_id
 
 if TYPE_CHECKING:
-    from ..config.model import ProcessSpec
+    from ..config.model import Config, ProcessSpec
 
 
 @attrs.frozen
@@ -32,6 +32,29 @@ class Credentials:
     groups: tuple[int, ...]
     name: str | None = None
     home: str | None = None
+
+
+def credentials_of(config: Config) -> dict[str, Credentials | None]:
+    """Each process's ids, and every ``env_file`` read once: a problem is a ConfigError, before
+    anything (of a reload, anything new) starts."""
+    creds = {p.name: resolve_credentials(p) for p in config.processes}
+    check_env_files_of(config, creds)
+    return creds
+
+
+def check_env_files_of(config: Config, creds: Mapping[str, Credentials | None]) -> None:
+    """``check_env_files`` with each error naming the file its process is defined in."""
+    errors: list[str] = []
+    by_file: dict[str | None, list[ProcessSpec]] = {}
+    for spec in config.processes:
+        by_file.setdefault(config.source_of(spec.name), []).append(spec)
+    for source, specs in by_file.items():
+        try:
+            check_env_files(specs, creds, source)
+        except ConfigError as exc:
+            errors += exc.errors
+    if errors:
+        raise ConfigError(errors)
 
 
 def resolve_credentials(spec: ProcessSpec) -> Credentials | None:
