@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     else:
         _signals.exit_on_stop_signals(opts.rewrite)
     from .._errors import ConfigError
-    from .overrides import load_for_cli
+    from .overrides import load_first
 
     try:
         # Before trio and the runtime load: a bad file is reported sooner, and what its
         # parse frees is where they load (idle RSS).
-        config = load_for_cli(opts)
+        config = load_first(opts)
         from ..runtime.run import run_cli
 
         code = run_cli(opts, config, os_layer, early)

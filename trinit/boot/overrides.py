@@ -23,6 +23,40 @@ def log_verbosity(opts: Options) -> int:
     return base + (opts.verbosity or 0)
 
 
+#: What a config's parse loads and the run never uses (``_pydatetime``: the pure-Python half of
+#: ``datetime`` on Python 3.12 and later, which the parser is given).
+_PARSE_ONLY = ("tomllib", "tomllib._parser", "tomllib._re", "tomllib._types", "_pydatetime")
+
+
+def load_first(opts: Options) -> Config:
+    """:func:`load_for_cli` at the CLI's start, which owns ``sys.modules``: the TOML parser's
+    modules go once it is done (before trio and the runtime load, which reuse their memory), and
+    the parser gets ``datetime``'s pure-Python half, so the C half's shared library is never
+    mapped (~0.1 MB for the whole run). A TOML date is wrong anywhere in trinit's config, and
+    ``datetime`` leaves ``sys.modules`` at once: anything else that imports it (a cron
+    schedule's zone) gets the whole module. A reload imports the parser anew."""
+    import gc
+    import sys
+
+    if opts.config is None:  # zero-config: no file, no parser
+        return load_for_cli(opts)
+    before = set(sys.modules)
+    if "datetime" not in before and "_datetime" not in before:
+        sys.modules["_datetime"] = None  # type: ignore[assignment]  # datetime falls back to Python
+        try:
+            __import__("tomllib")  # the parse's own import finds it loaded (no name held here)
+        finally:
+            del sys.modules["_datetime"]
+            sys.modules.pop("datetime", None)
+    try:
+        return load_for_cli(opts)
+    finally:
+        for name in _PARSE_ONLY:
+            if name not in before:
+                sys.modules.pop(name, None)
+        gc.collect()  # modules are cycles: their memory is free before trio loads
+
+
 def load_for_cli(opts: Options) -> Config:
     """The Config the command line asks for: zero-config, or the file with ``opts`` applied.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +48,8 @@ def read_toml(path: str, shown: str) -> dict[str, Any]:
 
 def parse_toml(document: str, source: str) -> dict[str, Any]:
     """TOML text to a dict; a syntax error becomes ``FILE: line L, column C: message``."""
+    import tomllib  # not at the top: the CLI lets the parser go once its config is read (boot/main)
+
     try:
         return tomllib.loads(document)
     except RecursionError:
