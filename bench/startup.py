@@ -48,8 +48,9 @@ from _ns import (
 
 #: The floor's whole program: fork, exec the probe in the child, wait for it (so the namespace lives).
 FLOOR = "import os,sys\nif os.fork()==0: os.execv(sys.argv[1],sys.argv[1:])\nos.wait()"
-#: What the fast start imports before the spawn in zero-config mode (see trinit/boot/main.py).
-FAST_START = "import trinit.boot.main, trinit.system.real, trinit.system.spawn"
+#: What the fast start imports before the spawn in zero-config mode at PID 1 (see trinit/boot/main.py:
+#: the OS layer, system.real, loads after the spawn there).
+FAST_START = "import trinit.boot.main, trinit.system.spawn"
 
 
 def stamp_ms(argv: list[str], probe: Path, workdir: Path, serial: int) -> float:

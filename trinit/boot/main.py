@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..config.defaults import VERSION
 from . import signals as _signals
-from .argv import HELP, UsageError, parse_args
+from .argv import UsageError, help_text, parse_args
 
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
@@ -52,28 +51,33 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except UsageError as exc:
         _fail_usage(str(exc))
     if opts.help:
-        sys.stdout.write(HELP)
+        sys.stdout.write(help_text())
         sys.stdout.flush()
         os._exit(0)
     if opts.version:
+        from ..config.defaults import VERSION
+
         sys.stdout.write(f"trinit {VERSION}\n")
         sys.stdout.flush()
         os._exit(0)
     if opts.config is None and not opts.command:
         _fail_usage("no command given: use 'trinit -- COMMAND [ARG...]' or 'trinit -c FILE'")
 
+    early: int | OSError | None = None
+    if opts.config is None and os.getpid() == 1 and not opts.pdeathsig:
+        # Nothing to set up first at PID 1: the child runs before even the OS layer loads.
+        early = _spawn_main_now(opts.command)
     from ..system.real import RealOS
 
     os_layer = RealOS()
     if not os_layer.is_pid1:
-        os_layer.set_subreaper()
+        os_layer.set_subreaper()  # before the main process starts: its orphans come to us
     if opts.pdeathsig:
         os_layer.set_pdeathsig(opts.pdeathsig)
-    early: int | OSError | None = None
-    if opts.config is None:
-        early = _spawn_main_now(opts.command)
-    else:
+    if opts.config is not None:
         _signals.exit_on_stop_signals(opts.rewrite)
+    elif early is None:
+        early = _spawn_main_now(opts.command)
     from .._errors import ConfigError
     from .overrides import load_first
 
