@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trinit.boot.argv import HELP, Options, UsageError, parse_args
+from trinit.boot.argv import Options, UsageError, help_text, parse_args
 from trinit.boot.overrides import apply_cli, load_for_cli
 from trinit.config.defaults import LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
 from trinit.config.model import Config, ProcessSpec
@@ -170,9 +170,9 @@ def test_nothing_given_leaves_everything_unset() -> None:
 
 
 def test_help_quotes_the_defaults() -> None:
-    assert f"(default {STOP_TIMEOUT:g})" in HELP
-    assert f"(default {SHUTDOWN_TIMEOUT:g}," in HELP
-    assert f"(default {LOG_FORMAT})" in HELP
+    assert f"(default {STOP_TIMEOUT:g})" in help_text()
+    assert f"(default {SHUTDOWN_TIMEOUT:g}," in help_text()
+    assert f"(default {LOG_FORMAT})" in help_text()
 
 
 # ------------------------------------------------------------------------------- the command
@@ -370,6 +370,6 @@ def test_apply_cli_without_options_changes_nothing() -> None:
 
 def test_help_says_what_v_and_q_do() -> None:
     """Issue 10 defect 19: the help said "-vv: debug" although -v already showed debug lines."""
-    assert "-vv: debug" not in HELP
-    assert "warnings and errors only with a COMMAND" in HELP
-    assert "each -v adds a level (lifecycle, then\n                            debug)" in HELP
+    assert "-vv: debug" not in help_text()
+    assert "warnings and errors only with a COMMAND" in help_text()
+    assert "each -v adds a level (lifecycle, then\n                            debug)" in help_text()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from ctl_fake import FakeServer, Handler, canned
 
-from trinit.boot.argv import HELP, USAGE
+from trinit.boot.argv import USAGE, help_text
 from trinit.config.defaults import CONTROL_SOCKET
 
 NO_ANSWER_TAIL = "is trinit running with its control socket on?"
@@ -608,7 +608,7 @@ def test_the_client_imports_neither_trio_nor_attrs(
 
 def test_trinit_help_names_ctl_probe_and_the_control_socket() -> None:
     assert "trinit ctl [--socket PATH]" in USAGE and "trinit probe ready|live" in USAGE
-    assert "--control-socket PATH" in HELP and "TRINIT_CONTROL_SOCKET" in HELP and CONTROL_SOCKET in HELP
+    assert "--control-socket PATH" in help_text() and "TRINIT_CONTROL_SOCKET" in help_text() and CONTROL_SOCKET in help_text()
 
 
 def test_a_request_longer_than_trinit_reads_is_a_usage_error(serve: Any, sock: str) -> None:

@@ -6,15 +6,13 @@ so the command line can block signals and start the main process before trio is 
 
 from __future__ import annotations
 
-from .config.defaults import VERSION as _VERSION
-
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 
-__version__ = _VERSION
-
 if TYPE_CHECKING:
     from typing import Any
+
+    __version__: str
 
     from ._errors import ConfigError as ConfigError
     from ._errors import TrinitError as TrinitError
@@ -46,6 +44,11 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # config.defaults: not loaded by the fast start, which imports this
+        from .config.defaults import VERSION
+
+        globals()[name] = VERSION
+        return VERSION
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'trinit' has no attribute {name!r}")

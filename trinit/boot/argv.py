@@ -7,8 +7,6 @@ one line on stderr and exit 2.
 
 from __future__ import annotations
 
-from ..config.defaults import CONTROL_SOCKET, LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
-
 # Not `from typing import TYPE_CHECKING`: typing costs ~4 ms before the main process starts.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,9 +23,16 @@ USAGE = (
     "       trinit probe ready|live [--socket PATH]\n"
 )
 
-HELP = (
-    USAGE
-    + f"""
+
+
+def help_text() -> str:
+    """``trinit --help``: built when asked, as the defaults it quotes (config.defaults, a package
+    and a module) are not worth loading before the main process starts."""
+    from ..config.defaults import CONTROL_SOCKET, LOG_FORMAT, SHUTDOWN_TIMEOUT, STOP_TIMEOUT
+
+    return (
+        USAGE
+        + f"""
 A container init: runs COMMAND (or the processes of a TOML config) as PID 1, reaps every
 zombie, forwards signals, and on SIGTERM stops everything gracefully, in reverse
 dependency order, within a deadline. Exits with the main process's exit status.
@@ -75,7 +80,7 @@ Exit codes: the main process's code, 128+N if signal N killed it; 127 command no
   trinit ctl status                     see and steer a running trinit (trinit ctl -h)
   trinit probe live                     exit 0 or 1: for HEALTHCHECK and exec probes
 """
-)
+    )
 
 
 class UsageError(Exception):
