@@ -48,6 +48,8 @@ def trinit_command() -> list[str]:
 
 def require_namespaces() -> None:
     missing = [tool for tool in ("unshare", "ip", "mount") if shutil.which(tool) is None]
+    if (os.geteuid() != 0 or missing) and os.environ.get("TRINIT_REQUIRE_NAMESPACES"):
+        pytest.fail(f"needs root and unshare: euid={os.geteuid()}, missing tools: {missing} (TRINIT_REQUIRE_NAMESPACES is set)")
     if os.geteuid() != 0 or missing:
         pytest.skip(f"needs root and unshare: euid={os.geteuid()}, missing tools: {missing or 'none'}")
     probe = subprocess.run(
@@ -57,7 +59,10 @@ def require_namespaces() -> None:
         timeout=30,
     )
     if probe.returncode != 0:
-        pytest.skip(f"needs root and unshare: cannot create the namespaces here: {probe.stderr.strip()}")
+        reason = f"needs root and unshare: cannot create the namespaces here: {probe.stderr.strip()}"
+        if os.environ.get("TRINIT_REQUIRE_NAMESPACES"):
+            pytest.fail(f"{reason} (TRINIT_REQUIRE_NAMESPACES is set)")
+        pytest.skip(reason)
 
 
 def wait_for(
