@@ -40,9 +40,10 @@ def free_port() -> int:
 
 
 def refused(port: int) -> bool:
+    """No new connection gets in: refused, or reset (one caught in the backlog as the listener closed)."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
