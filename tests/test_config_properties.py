@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import pickle
 import signal
 from typing import Any
 
@@ -267,6 +268,8 @@ def test_valid_configs_round_trip(case: tuple[dict[str, Any], dict[str, dict[str
     )
     for spec in config.processes:
         assert attrs.evolve(spec) == spec
+    # The CLI's compaction of a big config (boot/overrides) pickles it: the copy is the same.
+    assert pickle.loads(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)) == config
     plan = make_plan(config)
     assert sorted(plan.order) == sorted(expected)
     assert render_plan(plan)

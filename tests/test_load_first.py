@@ -18,27 +18,64 @@ from typing import Any
 _PROBE = textwrap.dedent(
     """
     import json, sys
+    from trinit.boot import overrides
     from trinit.boot.argv import parse_args
-    from trinit.boot.overrides import load_first
+    from trinit.config import defaults
+    overrides.COMPACT_FROM = int(sys.argv[2])
+    opts = parse_args(["-c", sys.argv[1]], {})
     try:
-        config = load_first(parse_args(["-c", sys.argv[1]], {}))
+        config = overrides.load_first(opts)
         outcome = {"processes": [p.name for p in config.processes]}
     except Exception as exc:
-        outcome = {"error": getattr(exc, "errors", [repr(exc)])}
+        config, outcome = None, {"error": getattr(exc, "errors", [repr(exc)])}
     with open("/proc/self/maps") as maps:
         mapped = "_datetime" in maps.read()
     loaded = sorted(n for n in sys.modules if "tomllib" in n or "datetime" in n)
     whole = "datetime" not in sys.modules or hasattr(sys.modules["datetime"], "datetime_CAPI")
+    if config is not None:  # against a plain load (which loads the parser again: after the above)
+        outcome["same"] = config == overrides.load_for_cli(opts)
+        outcome["shared"] = all(p.stop_timeout is defaults.STOP_TIMEOUT for p in config.processes)
     print(json.dumps({**outcome, "loaded": loaded, "mapped": mapped, "whole": whole}))
     """
 )
 
 
-def _load_first(tmp_path: Path, toml: str) -> dict[str, Any]:
+#: Most kinds of key, so the rebuilt copy is compared field by field with a fresh load.
+_RICH = textwrap.dedent(
+    """
+    [trinit]
+    shutdown_timeout = "20s"
+    [process.db]
+    command = ["sleep", "100"]
+    env = { A = "1" }
+    ready = { exec = ["true"], interval = "50ms" }
+    health = { exec = ["true"] }
+    restart = "always"
+    stop_signal = "INT"
+    rlimits = { nofile = 1024 }
+    [process.web]
+    command = "sleep 100"
+    after = { db = { when = "ready", restart = true } }
+    pre_stop = ["true"]
+    stop_delay = "1s"
+    [process.job]
+    command = ["true"]
+    oneshot = true
+    every = "1h"
+    jitter = "5s"
+    """
+)
+
+
+def _load_first(tmp_path: Path, toml: str, compact_from: int = 1000) -> dict[str, Any]:
     path = tmp_path / "trinit.toml"
     path.write_text(toml)
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _PROBE, str(path), str(compact_from)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
@@ -46,7 +83,20 @@ def _load_first(tmp_path: Path, toml: str) -> dict[str, Any]:
 
 def test_nothing_of_the_parser_is_left(tmp_path: Path) -> None:
     result = _load_first(tmp_path, '[process.a]\ncommand = ["sleep", "1"]\n[process.b]\ncommand = "true"\n')
-    assert result == {"processes": ["a", "b"], "loaded": [], "mapped": False, "whole": True}
+    assert result == {
+        "processes": ["a", "b"],
+        "same": True,
+        "shared": True,
+        "loaded": [],
+        "mapped": False,
+        "whole": True,
+    }
+
+
+def test_a_big_config_is_rebuilt_the_same_sharing_its_defaults(tmp_path: Path) -> None:
+    result = _load_first(tmp_path, _RICH, compact_from=2)  # compacted from 2 processes on
+    assert result["processes"] == ["db", "web", "job"] and result["same"] is True
+    assert result["loaded"] == [] and result["shared"] is True
 
 
 def test_a_toml_date_is_still_an_error(tmp_path: Path) -> None:

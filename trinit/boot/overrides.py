@@ -34,7 +34,8 @@ def load_first(opts: Options) -> Config:
     the parser gets ``datetime``'s pure-Python half, so the C half's shared library is never
     mapped (~0.1 MB for the whole run). A TOML date is wrong anywhere in trinit's config, and
     ``datetime`` leaves ``sys.modules`` at once: anything else that imports it (a cron
-    schedule's zone) gets the whole module. A reload imports the parser anew."""
+    schedule's zone) gets the whole module. A reload imports the parser anew. A config of
+    :data:`COMPACT_FROM` processes or more is then rebuilt in memory of its own (:func:`_pickled`)."""
     import gc
     import sys
 
@@ -49,12 +50,40 @@ def load_first(opts: Options) -> Config:
             del sys.modules["_datetime"]
             sys.modules.pop("datetime", None)
     try:
-        return load_for_cli(opts)
+        config = load_for_cli(opts)
     finally:
         for name in _PARSE_ONLY:
             if name not in before:
                 sys.modules.pop(name, None)
         gc.collect()  # modules are cycles: their memory is free before trio loads
+    if len(config.processes) < COMPACT_FROM:
+        return config
+    blob = _pickled(config)
+    if blob is None:
+        return config
+    del config  # the last reference: its objects, and the arenas they held, go now
+    import pickle
+
+    compact: Config = pickle.loads(blob)
+    return compact
+
+
+#: From this many processes the CLI's first config is rebuilt in memory of its own (:func:`_pickled`).
+COMPACT_FROM = 1000
+
+
+def _pickled(config: Config) -> bytes | None:
+    """``config`` as bytes, so that the CLI can drop it and load it again: its objects were made
+    among the parse's garbage, and keep most of the parse's pymalloc arenas resident (20,000
+    processes: ~11 MB of objects held 40 MB). Dropped, those arenas go back to the system, and the
+    copy is made in a row (~19 MB), sharing its defaults (ProcessSpec.__reduce__); ~15 µs a
+    process in all. None if something in it does not pickle."""
+    import pickle
+
+    try:
+        return pickle.dumps(config, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):  # kept as it is
+        return None
 
 
 def load_for_cli(opts: Options) -> Config:

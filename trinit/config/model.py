@@ -199,6 +199,17 @@ class ProcessSpec:
             raise ConfigError(draft.errors)
         self.__attrs_init__(**draft.values)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (the CLI rebuilds a big config in memory of its own: boot/overrides): a field
+        that holds its default (or an equal value of its type: all are immutable) is left out, so
+        the copy shares the default object, not one float per field and process."""
+        given = {}
+        for name, default in _SPEC_DEFAULTS:
+            value = getattr(self, name)
+            if value is not default and not (type(value) is type(default) and value == default):
+                given[name] = value
+        return _restore_spec, (given,)
+
     @classmethod
     def _trusted(cls, values: Mapping[str, Any]) -> ProcessSpec:
         """Build from values ``check_process`` already normalized (no second validation)."""
@@ -242,6 +253,23 @@ class ProcessSpec:
         if self.scheduled:
             return "scheduled"
         return "oneshot" if self.oneshot else "service"
+
+
+#: Each field of ProcessSpec and its default object (a field with none, or a factory: ``_NO_DEFAULT``).
+_NO_DEFAULT = object()
+_SPEC_DEFAULTS = tuple(
+    (f.name, _NO_DEFAULT if f.default is attrs.NOTHING or isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[arg-type]
+    for f in attrs.fields(ProcessSpec)
+)
+
+
+def _restore_spec(given: dict[str, Any]) -> ProcessSpec:
+    """The other half of :meth:`ProcessSpec.__reduce__`: the values it was pickled with, already
+    checked when it was made, and the shared defaults for the rest."""
+    spec = object.__new__(ProcessSpec)
+    for name, default in _SPEC_DEFAULTS:
+        object.__setattr__(spec, name, given.get(name, default))
+    return spec
 
 
 @attrs.frozen(init=False)
