@@ -204,10 +204,10 @@ class ProcessSpec:
         that holds its default (or an equal value of its type: all are immutable) is left out, so
         the copy shares the default object, not one float per field and process."""
         given = {}
-        for name, default in _SPEC_DEFAULTS:
+        for name, key, default in _SPEC_DEFAULTS:
             value = getattr(self, name)
             if value is not default and not (type(value) is type(default) and value == default):
-                given[name] = value
+                given[key] = value
         return _restore_spec, (given,)
 
     @classmethod
@@ -255,21 +255,24 @@ class ProcessSpec:
         return "oneshot" if self.oneshot else "service"
 
 
-#: Each field of ProcessSpec and its default object (a field with none, or a factory: ``_NO_DEFAULT``).
+#: Each field of ProcessSpec: its name, its name in ``__attrs_init__`` and its default object
+#: (``_NO_DEFAULT`` for a field with none, or with a factory).
 _NO_DEFAULT = object()
 _SPEC_DEFAULTS = tuple(
-    (f.name, _NO_DEFAULT if f.default is attrs.NOTHING or isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[arg-type]
+    (
+        f.name,
+        f.alias or f.name,
+        _NO_DEFAULT if f.default is attrs.NOTHING or isinstance(f.default, attrs.Factory) else f.default,  # type: ignore[arg-type]
+    )
     for f in attrs.fields(ProcessSpec)
 )
+_INIT_DEFAULTS = {key: default for _, key, default in _SPEC_DEFAULTS if default is not _NO_DEFAULT}
 
 
 def _restore_spec(given: dict[str, Any]) -> ProcessSpec:
     """The other half of :meth:`ProcessSpec.__reduce__`: the values it was pickled with, already
     checked when it was made, and the shared defaults for the rest."""
-    spec = object.__new__(ProcessSpec)
-    for name, default in _SPEC_DEFAULTS:
-        object.__setattr__(spec, name, given.get(name, default))
-    return spec
+    return ProcessSpec._trusted({**_INIT_DEFAULTS, **given})
 
 
 @attrs.frozen(init=False)
